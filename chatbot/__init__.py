@@ -1,0 +1,1 @@
+"""kgchat's user-facing side: the command line now; retrieval, generation and the server later."""

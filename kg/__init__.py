@@ -1,0 +1,4 @@
+"""The knowledge graph: store, sources, extraction, resolution, reasoning.
+
+``kg`` knows nothing of ``chatbot`` or ``learners``.
+"""

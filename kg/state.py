@@ -1,0 +1,228 @@
+"""``state.db``: the SQLite book-keeping beside the graph.
+
+Tables: ``sources`` (one row per imported source and its current graph version),
+``journal`` (writes in flight, so a crash can be rolled back or forward on the next open),
+``changes`` (what each run did, newest last) and ``meta`` (small key/value facts such as
+when inferences were last computed). Every method commits its own transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sources (
+    id TEXT PRIMARY KEY,
+    uri TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    format TEXT NOT NULL,
+    graph TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    version TEXT NOT NULL,
+    triple_count INTEGER NOT NULL,
+    imported_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_id TEXT NOT NULL,
+    new_graph TEXT NOT NULL,
+    old_graph TEXT,
+    record TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    source_id TEXT,
+    uri TEXT,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class SourceRecord:
+    id: str
+    uri: str
+    kind: str
+    format: str
+    graph: str
+    content_hash: str
+    version: str
+    triple_count: int
+    imported_at: str
+    updated_at: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "SourceRecord":
+        data = dict(row)
+        data["options"] = json.loads(data.get("options") or "{}")
+        return cls(**data)
+
+
+@dataclass
+class JournalEntry:
+    id: int
+    source_id: str
+    new_graph: str
+    old_graph: str | None
+    record: SourceRecord
+    started_at: str
+
+
+@dataclass
+class Change:
+    at: str
+    action: str
+    source_id: str | None
+    uri: str | None
+    detail: str
+
+
+class StateDB:
+    """Open with :meth:`open`; use as a context manager or call :meth:`close`."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def open(cls, path: Path) -> "StateDB":
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(SCHEMA)
+        return cls(conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "StateDB":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sources ------------------------------------------------------------------
+    def get_source(self, key: str) -> SourceRecord | None:
+        """By id, URI, or a unique id prefix."""
+        row = self._conn.execute(
+            "SELECT * FROM sources WHERE id = ? OR uri = ?", (key, key)
+        ).fetchone()
+        if row is None:
+            rows = self._conn.execute(
+                "SELECT * FROM sources WHERE id LIKE ? ESCAPE '\\'",
+                (key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+            ).fetchall()
+            row = rows[0] if len(rows) == 1 else None
+        return SourceRecord.from_row(row) if row else None
+
+    def sources(self) -> list[SourceRecord]:
+        rows = self._conn.execute("SELECT * FROM sources ORDER BY imported_at, id").fetchall()
+        return [SourceRecord.from_row(r) for r in rows]
+
+    # -- journal: a source write in flight ----------------------------------------
+    def begin_write(self, record: SourceRecord, old_graph: str | None) -> int:
+        cur = self._conn.execute(
+            "INSERT INTO journal (source_id, new_graph, old_graph, record, started_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (record.id, record.graph, old_graph, record.to_json(), now_iso()),
+        )
+        return int(cur.lastrowid)
+
+    def commit_write(self, journal_id: int, record: SourceRecord, action: str, detail: str) -> None:
+        """Make the written graph the source's current one, in one SQLite transaction."""
+        with self._tx():
+            self._conn.execute("DELETE FROM sources WHERE id = ?", (record.id,))
+            self._conn.execute(
+                "INSERT INTO sources (id, uri, kind, format, graph, content_hash, version, "
+                "triple_count, imported_at, updated_at, options) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (record.id, record.uri, record.kind, record.format, record.graph,
+                 record.content_hash, record.version, record.triple_count,
+                 record.imported_at, record.updated_at, json.dumps(record.options)),
+            )
+            self._conn.execute("DELETE FROM journal WHERE id = ?", (journal_id,))
+            self._log(action, record.id, record.uri, detail)
+
+    def abort_write(self, journal_id: int) -> None:
+        self._conn.execute("DELETE FROM journal WHERE id = ?", (journal_id,))
+
+    def pending_writes(self) -> list[JournalEntry]:
+        rows = self._conn.execute("SELECT * FROM journal ORDER BY id").fetchall()
+        return [
+            JournalEntry(r["id"], r["source_id"], r["new_graph"], r["old_graph"],
+                         SourceRecord(**json.loads(r["record"])), r["started_at"])
+            for r in rows
+        ]
+
+    def delete_source(self, record: SourceRecord, detail: str = "") -> None:
+        with self._tx():
+            self._conn.execute("DELETE FROM sources WHERE id = ?", (record.id,))
+            self._log("removed", record.id, record.uri, detail)
+
+    # -- changes and meta ---------------------------------------------------------
+    def log(self, action: str, source_id: str | None, uri: str | None, detail: str = "") -> None:
+        self._log(action, source_id, uri, detail)
+
+    def _log(self, action: str, source_id: str | None, uri: str | None, detail: str) -> None:
+        self._conn.execute(
+            "INSERT INTO changes (at, action, source_id, uri, detail) VALUES (?,?,?,?,?)",
+            (now_iso(), action, source_id, uri, detail),
+        )
+
+    def recent_changes(self, limit: int = 10) -> list[Change]:
+        rows = self._conn.execute(
+            "SELECT at, action, source_id, uri, detail FROM changes ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Change(**dict(r)) for r in rows]
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row["value"] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value),
+        )
+
+    def delete_meta(self, key: str) -> None:
+        self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    # -- helpers -------------------------------------------------------------------
+    def _tx(self) -> "_Transaction":
+        return _Transaction(self._conn)
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+

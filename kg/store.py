@@ -1,0 +1,348 @@
+"""A user's knowledge store: the graph, its sources and their provenance.
+
+::
+
+    <store>/graph/        Oxigraph (the embedded default backend)
+    <store>/state.db      sources, write journal, change log
+    <store>/kgchat.toml   configuration
+
+Each source lives in its own named graph, one per content version
+(``…/graph/<source-id>/<version>``), described in the provenance graph with PROV-O.
+Writing a source is all-or-nothing:
+
+1. the intent is journaled in state.db;
+2. small sources: one SPARQL update inserts the new graph, drops the old one and swaps the
+   provenance (one transaction, readers never see a mix);
+   big sources (> ``store.bulk_threshold`` triples): bulk-load the new graph, then the same
+   update drops the old graph and swaps the provenance;
+3. state.db records the new version and closes the journal entry.
+
+A crash anywhere is repaired by :meth:`KnowledgeStore.recover` on the next open: if the
+provenance already names the new graph the write is rolled forward, otherwise the new
+graph is dropped and the store is exactly as before.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Sequence
+
+from kg.backends import GraphBackend, Triple, open_backend
+from kg.backends.base import DEFAULT_GRAPH, insert_data
+from kg.config import CONFIG_FILE, DEFAULT_TOML, Settings
+from kg.errors import KgchatError, SourceError, StoreError, StoreNotFoundError
+from kg.importers import ParsedSource, nt_literal, read_source
+from kg.sparql import QueryResult, check_allowed
+from kg.state import SourceRecord, StateDB, now_iso
+from kg.vocab import PROV, RDF, RDFS, XSD, Vocabulary, source_id_for
+
+STATE_FILE = "state.db"
+GRAPH_DIR = "graph"
+
+
+@dataclass
+class ImportReport:
+    path: str
+    action: str  # added | replaced | unchanged | failed
+    source_id: str = ""
+    graph: str = ""
+    triples: int = 0
+    seconds: float = 0.0
+    error: str = ""
+    inferred: "ReasonSummary | None" = None
+
+
+@dataclass
+class ReasonSummary:
+    mode: str  # full | incremental
+    added: int
+    removed: int
+    total: int
+    seconds: float
+
+
+@dataclass
+class StoreStatus:
+    backend: str
+    location: str
+    triples: int
+    asserted: int
+    inferred: int
+    provenance: int
+    entities: int
+    sources: int
+    named_graphs: int
+    reasoned_at: str | None
+    last_changes: list[Any] = field(default_factory=list)
+
+
+class KnowledgeStore:
+    """Open with :meth:`open` and close with :meth:`close` (or use ``with``)."""
+
+    def __init__(self, root: Path, settings: Settings, backend: GraphBackend, state: StateDB):
+        self.root = root
+        self.settings = settings
+        self.backend = backend
+        self.state = state
+        self.vocab = Vocabulary(settings.store.base_iri)
+
+    # -- lifecycle -----------------------------------------------------------------
+    @classmethod
+    def open(cls, root: Path, settings: Settings, *, create: bool = False) -> "KnowledgeStore":
+        root = Path(root)
+        if not root.exists() or (not (root / STATE_FILE).exists() and not create):
+            if not create:
+                raise StoreNotFoundError(root)
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root} is a file, not a store directory")
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / CONFIG_FILE).exists():
+            (root / CONFIG_FILE).write_text(DEFAULT_TOML, encoding="utf-8")
+        state = StateDB.open(root / STATE_FILE)
+        try:
+            backend = open_backend(settings.store, root / GRAPH_DIR)
+        except BaseException:
+            state.close()
+            raise
+        store = cls(root, settings, backend, state)
+        store.recover()
+        return store
+
+    def close(self) -> None:
+        self.backend.close()
+        self.state.close()
+
+    def __enter__(self) -> "KnowledgeStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def recover(self) -> list[str]:
+        """Finish or undo source writes a crash interrupted; returns what was done."""
+        done = []
+        for entry in self.state.pending_writes():
+            committed = self.backend.query(
+                f"ASK {{ GRAPH <{self.vocab.provenance_graph}> {{ <{entry.new_graph}> "
+                f"<{self.vocab.content_hash}> ?h }} }}", "ASK", timeout=60,
+            ).boolean
+            if committed:
+                self.state.commit_write(entry.id, entry.record, "recovered",
+                                        "write finished after a crash")
+                done.append(f"rolled forward {entry.record.uri}")
+            else:
+                if entry.new_graph != entry.old_graph:
+                    self.backend.drop_graph(entry.new_graph)
+                self.state.abort_write(entry.id)
+                self.state.log("rolled-back", entry.source_id, entry.record.uri,
+                               "interrupted write undone")
+                done.append(f"rolled back {entry.record.uri}")
+        if self.state.get_meta("reasoning") == "in-progress":
+            self.reason(full=True)
+            done.append("recomputed inferences")
+        return done
+
+    # -- sources -------------------------------------------------------------------
+    def import_file(self, path: Path, fmt: str | None = None, *, force: bool = False) -> ImportReport:
+        """Import one file as one source. Raises :class:`SourceError`; stores nothing then."""
+        started = time.perf_counter()
+        parsed = read_source(Path(path), fmt, self.vocab, self.settings.import_)
+        report = self.write_source(parsed, kind="file", force=force)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def import_files(self, paths: Sequence[Path], fmt: str | None = None, *,
+                     force: bool = False) -> list[ImportReport]:
+        """Import each file; a bad file is reported and the others go on."""
+        reports = []
+        for path in paths:
+            try:
+                reports.append(self.import_file(path, fmt, force=force))
+            except SourceError as exc:
+                reports.append(ImportReport(str(path), "failed", error=str(exc)))
+        return reports
+
+    def write_source(self, parsed: ParsedSource, *, kind: str, force: bool = False) -> ImportReport:
+        source_id = source_id_for(parsed.uri)
+        old = self.state.get_source(source_id)
+        version = parsed.version
+        if old is not None and old.version == version and not force:
+            return ImportReport(str(parsed.path), "unchanged", source_id, old.graph, old.triple_count)
+        if old is not None and old.version == version:
+            version = f"{version}-{int(time.time() * 1000) % 10**8}"  # forced rewrite: new name
+        triples = list(dict.fromkeys(parsed.triples))
+        now = now_iso()
+        record = SourceRecord(
+            id=source_id, uri=parsed.uri, kind=kind, format=parsed.format,
+            graph=self.vocab.source_graph(source_id, version), content_hash=parsed.content_hash,
+            version=version, triple_count=len(triples),
+            imported_at=old.imported_at if old else now, updated_at=now, options=parsed.options,
+        )
+        old_graph = old.graph if old else None
+        removed: list[Triple] = []
+        if old_graph and self._reasoning_active():
+            removed = [(s, p, o) for s, p, o, _ in self.backend.read_triples(old_graph)]
+        journal_id = self.state.begin_write(record, old_graph)
+        try:
+            swap = self._provenance_swap(record, old_graph)
+            if len(triples) <= self.settings.store.bulk_threshold:
+                data = insert_data(record.graph, triples)
+                self.backend.update(f"{swap} ;\n{data}" if data else swap)
+            else:
+                self.backend.bulk_insert(record.graph, triples)
+                self.backend.update(swap)
+        except BaseException:
+            # Undo what this process can; recover() handles the crash case.
+            self.backend.drop_graph(record.graph)
+            self.state.abort_write(journal_id)
+            raise
+        action = "replaced" if old else "added"
+        self.state.commit_write(journal_id, record, action, f"{len(triples)} triples")
+        report = ImportReport(str(parsed.path), action, source_id, record.graph, len(triples))
+        if self._reasoning_active():
+            new_set = set(triples)
+            old_set = set(removed)
+            report.inferred = self._reason_delta(new_set - old_set, old_set - new_set)
+        return report
+
+    def _provenance_swap(self, record: SourceRecord, old_graph: str | None) -> str:
+        """One update: drop the old version and its provenance, describe the new one."""
+        prov_g = self.vocab.provenance_graph
+        g, src = f"<{record.graph}>", f"<{record.uri}>"
+        activity = f"<{self.vocab.RUN}{record.id}/{record.version}>"
+        dt = str(XSD.dateTime)
+        prov: list[Triple] = [
+            (g, f"<{RDF.type}>", f"<{PROV.Entity}>"),
+            (g, f"<{PROV.wasDerivedFrom}>", src),
+            (g, f"<{PROV.generatedAtTime}>", nt_literal(record.updated_at, dt)),
+            (g, f"<{PROV.wasGeneratedBy}>", activity),
+            (g, f"<{self.vocab.content_hash}>", nt_literal(record.content_hash)),
+            (g, f"<{self.vocab.source_format}>", nt_literal(record.format)),
+            (g, f"<{self.vocab.triple_count}>", nt_literal(str(record.triple_count), str(XSD.integer))),
+            (g, f"<{self.vocab.KGV['source']}>", f"<{self.vocab.source(record.id)}>"),
+            (activity, f"<{RDF.type}>", f"<{PROV.Activity}>"),
+            (activity, f"<{PROV.used}>", src),
+            (activity, f"<{PROV.endedAtTime}>", nt_literal(record.updated_at, dt)),
+            (src, f"<{RDF.type}>", f"<{PROV.Entity}>"),
+            (src, f"<{RDFS.label}>", nt_literal(record.uri.rsplit("/", 1)[-1])),
+        ]
+        parts = []
+        if old_graph:
+            parts += [
+                f"DROP SILENT GRAPH <{old_graph}>",
+                f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{old_graph}> <{PROV.wasGeneratedBy}> ?a . ?a ?ap ?ao }} }}",
+                f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{old_graph}> ?p ?o }} }}",
+            ]
+        parts.append(insert_data(str(prov_g), prov))
+        return " ;\n".join(parts)
+
+    def remove_source(self, key: str) -> ImportReport:
+        record = self.state.get_source(key)
+        if record is None:
+            raise KgchatError(f"no source {key!r}; `kgchat sources list` shows the ids")
+        removed: list[Triple] = []
+        if self._reasoning_active():
+            removed = [(s, p, o) for s, p, o, _ in self.backend.read_triples(record.graph)]
+        prov_g = self.vocab.provenance_graph
+        self.backend.update(" ;\n".join([
+            f"DROP SILENT GRAPH <{record.graph}>",
+            f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{record.graph}> <{PROV.wasGeneratedBy}> ?a . ?a ?ap ?ao }} }}",
+            f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{record.graph}> ?p ?o }} }}",
+            f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{record.uri}> ?p ?o }} }}",
+        ]))
+        self.state.delete_source(record, f"{record.triple_count} triples")
+        report = ImportReport(record.uri, "removed", record.id, record.graph, record.triple_count)
+        if removed:
+            report.inferred = self._reason_delta(set(), set(removed))
+        return report
+
+    def sources(self) -> list[SourceRecord]:
+        return self.state.sources()
+
+    def source(self, key: str) -> SourceRecord | None:
+        return self.state.get_source(key)
+
+    # -- queries -------------------------------------------------------------------
+    def query(self, text: str, *, allow_update: bool = False, allow_service: bool | None = None,
+              timeout: float | None = None, max_rows: int | None = None) -> QueryResult | None:
+        """Run a query over all graphs plus inferences; updates only with ``allow_update``.
+
+        Returns None for an update (after which inferences are recomputed if active)."""
+        allow_service = self.settings.query.allow_service if allow_service is None else allow_service
+        form = check_allowed(text, allow_update=allow_update, allow_service=allow_service)
+        if form == "UPDATE":
+            self.backend.update(_with_prefixes(text, self.vocab.prefixes()))
+            self.state.log("update", None, None, text.strip()[:200])
+            if self._reasoning_active():
+                self.reason(full=True)
+            return None
+        return self.backend.query(
+            text, form, timeout=timeout or self.settings.query.timeout,
+            max_rows=self.settings.query.max_rows if max_rows is None else max_rows,
+            prefixes=self.vocab.prefixes(),
+        )
+
+    def export(self, out: IO[bytes], fmt: str = "nquads", graph: str | None = None) -> None:
+        self.backend.export(out, fmt, graph)
+
+    # -- reasoning -----------------------------------------------------------------
+    def _reasoning_active(self) -> bool:
+        return self.settings.reason.auto and self.state.get_meta("reasoned_at") is not None
+
+    def reason(self, *, full: bool = True) -> ReasonSummary:
+        from kg.reason import materialise
+
+        self.state.set_meta("reasoning", "in-progress")
+        summary = materialise(self.backend, self.vocab, self.settings.reason, full=full)
+        self.state.set_meta("reasoned_at", now_iso())
+        self.state.set_meta("reasoning", "done")
+        self.state.log("reasoned", None, None,
+                       f"{summary.mode}: +{summary.added} -{summary.removed} = {summary.total} inferred")
+        return summary
+
+    def _reason_delta(self, added: set[Triple], removed: set[Triple]) -> ReasonSummary:
+        from kg.reason import update_incrementally
+
+        self.state.set_meta("reasoning", "in-progress")
+        summary = update_incrementally(self.backend, self.vocab, self.settings.reason, added, removed)
+        self.state.set_meta("reasoned_at", now_iso())
+        self.state.set_meta("reasoning", "done")
+        return summary
+
+    # -- status --------------------------------------------------------------------
+    def status(self) -> StoreStatus:
+        v = self.vocab
+        system = (str(v.provenance_graph), str(v.inferred_graph))
+        graphs = self.backend.graph_names()
+        inferred = self.backend.count(str(v.inferred_graph)) if system[1] in graphs else 0
+        prov = self.backend.count(str(v.provenance_graph)) if system[0] in graphs else 0
+        total = self.backend.count()
+        res = self.backend.query(
+            f"SELECT (COUNT(DISTINCT ?e) AS ?n) WHERE {{ GRAPH ?g {{ "
+            f"{{ ?e ?p ?o FILTER(?p != <{RDFS.label}>) }} UNION "
+            f"{{ ?s ?p ?e FILTER(!isLiteral(?e) && ?p != <{RDF.type}>) }} }} "
+            f"FILTER(?g NOT IN (<{system[0]}>, <{system[1]}>)) }}",
+            "SELECT", timeout=600,
+        )
+        entities = int(res.rows[0][0]) if res.rows and res.rows[0][0] is not None else 0
+        return StoreStatus(
+            backend=self.backend.name,
+            location=str(self.root),
+            triples=total, asserted=total - inferred - prov, inferred=inferred, provenance=prov,
+            entities=entities, sources=len(self.state.sources()),
+            named_graphs=len(graphs), reasoned_at=self.state.get_meta("reasoned_at"),
+            last_changes=self.state.recent_changes(8),
+        )
+
+
+def _with_prefixes(text: str, prefixes: dict[str, str]) -> str:
+    """Declare kgchat's standard prefixes unless the request declares them itself."""
+    lower = text.lower()
+    decl = "".join(f"PREFIX {p}: <{ns}>\n" for p, ns in prefixes.items()
+                   if f"prefix {p}:" not in lower)
+    return decl + text
+
+
+__all__ = ["KnowledgeStore", "ImportReport", "ReasonSummary", "StoreStatus", "DEFAULT_GRAPH"]
