@@ -338,9 +338,10 @@ def demo(
         run_demo(kg, data, console)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; exits 1 with the error's message on a :class:`KgchatError`."""
     try:
-        app()
+        app(args=argv, prog_name="kgchat")
     except KgchatError as exc:
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(1)

@@ -42,14 +42,17 @@ def _inferred(backend: GraphBackend, vocab: Vocabulary) -> set[Triple]:
 
 def closure(asserted: set[Triple], profile: str) -> set[Triple]:
     """Everything the rules derive from ``asserted`` that is not asserted."""
-    rules = RuleSet(asserted, profile)
+    schema = {t for t in asserted if RuleSet((), profile).is_schema(t)}
     while True:
-        derived = forward(asserted | rules.schema_entailments(), rules, JoinIndex(rules))
-        derived |= rules.schema_entailments()
-        new_schema = {t for t in derived if rules.is_schema(t)} - rules.schema
+        rules = RuleSet(schema, profile)
+        entailed = rules.schema_entailments()
+        derived = forward(asserted | entailed, rules, JoinIndex(rules)) | entailed
+        # Schema the compiled rules do not already imply (e.g. through owl:sameAs) means
+        # the rules must be compiled again; this is rare.
+        new_schema = {t for t in derived if rules.is_schema(t)} - schema - entailed
         if not new_schema:
             return derived - asserted
-        rules = RuleSet(rules.schema | new_schema, profile)  # derived schema: compile again
+        schema |= new_schema
 
 
 def owlrl_closure(asserted: set[Triple], profile: str) -> set[Triple]:

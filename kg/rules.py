@@ -117,7 +117,8 @@ class RuleSet:
             out.update((p, SUBPROP, q) for q in sups if q != p)
             if self.owl:
                 out.update((p, EQPROP, q) for q in sups if q != p and p in self.superprops.get(q, ()))
-        for table, pred in ((self.domains, DOMAIN), (self.ranges, RANGE)):
+        tables = ((self.domains, DOMAIN), (self.ranges, RANGE)) if self.owl else ()
+        for table, pred in tables:
             props = set(table) | {p for p in self.superprops if any(q in table for q in self.superprops[p])}
             for p in props:
                 classes = set(table.get(p, ()))
@@ -126,7 +127,7 @@ class RuleSet:
                 for c in list(classes):
                     classes |= self.supers.get(c, set())               # scm-dom1 / scm-rng1
                 out.update((p, pred, c) for c in classes)
-        return out - self.schema
+        return out
 
     # -- data-level consequences -------------------------------------------------
     def _expand(self, p: str) -> tuple[tuple[tuple[str, bool], ...], frozenset[str], frozenset[str]]:

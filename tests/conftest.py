@@ -1,0 +1,43 @@
+"""Shared fixtures: settings that ignore the developer's environment, fresh stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from kg.config import Settings, load_settings
+from kg.store import KnowledgeStore
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+FIXTURES = ROOT / "data" / "fixtures"
+
+
+def make_settings(**sections: dict[str, Any]) -> Settings:
+    """Defaults plus ``sections`` (e.g. ``reason={"auto": False}``), never the environment."""
+    overrides = {("import" if k == "import_" else k): v for k, v in sections.items()}
+    return load_settings(None, overrides, env={})
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def store(tmp_path: Path, settings: Settings) -> Iterator[KnowledgeStore]:
+    kg = KnowledgeStore.open(tmp_path / "store", settings, create=True)
+    yield kg
+    kg.close()
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    return SAMPLE
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
