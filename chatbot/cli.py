@@ -16,7 +16,7 @@ from rich.table import Table
 
 from kg.config import Settings, load_settings
 from kg.errors import ConfigError, KgchatError
-from kg.importers import FORMATS
+from kg.importers import FORMATS, expand_paths
 from kg.results import GRAPH_FORMATS, RESULT_FORMATS, SERIALIZERS, serialize_graph, write_table
 from kg.store import ImportReport, KnowledgeStore
 
@@ -88,7 +88,7 @@ def init(ctx: typer.Context) -> None:
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    files: List[Path] = typer.Argument(..., help="RDF or delimited triple files."),
+    files: List[Path] = typer.Argument(..., help="RDF or delimited triple files, or folders of them."),
     fmt: Optional[str] = typer.Option(
         None, "--format", "-f",
         help=f"Force a format ({', '.join(FORMATS)}); by default from the extension "
@@ -110,6 +110,7 @@ def import_(
     if literal_relation:
         extra["import"]["literal_relations"] = literal_relation
     reports: list[ImportReport] = []
+    files = expand_paths(files)
     with c.open(extra, create=create) as kg, _progress() as progress:
         task = progress.add_task("importing", total=len(files))
         for path in files:

@@ -72,6 +72,20 @@ def guess_format(path: Path) -> str:
     return fmt
 
 
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files as given; folders become the files below them with a known extension."""
+    out: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*")
+                              if p.is_file() and p.suffix.lower() in _EXTENSIONS
+                              and not any(part.startswith(".") for part in p.relative_to(path).parts)))
+        else:
+            out.append(path)
+    return out
+
+
 def file_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

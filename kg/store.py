@@ -228,15 +228,18 @@ class KnowledgeStore:
             (src, f"<{RDF.type}>", f"<{PROV.Entity}>"),
             (src, f"<{RDFS.label}>", nt_literal(record.uri.rsplit("/", 1)[-1])),
         ]
-        parts = []
-        if old_graph:
-            parts += [
-                f"DROP SILENT GRAPH <{old_graph}>",
-                f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{old_graph}> <{PROV.wasGeneratedBy}> ?a . ?a ?ap ?ao }} }}",
-                f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{old_graph}> ?p ?o }} }}",
-            ]
+        parts = self._drop_version(old_graph) if old_graph else []
         parts.append(insert_data(str(prov_g), prov))
         return " ;\n".join(parts)
+
+    def _drop_version(self, graph: str) -> list[str]:
+        """Update operations removing one source version and its provenance."""
+        prov_g = self.vocab.provenance_graph
+        return [
+            f"DROP SILENT GRAPH <{graph}>",
+            f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{graph}> <{PROV.wasGeneratedBy}> ?a . ?a ?ap ?ao }} }}",
+            f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{graph}> ?p ?o }} }}",
+        ]
 
     def remove_source(self, key: str) -> ImportReport:
         record = self.state.get_source(key)
@@ -247,9 +250,7 @@ class KnowledgeStore:
             removed = [(s, p, o) for s, p, o, _ in self.backend.read_triples(record.graph)]
         prov_g = self.vocab.provenance_graph
         self.backend.update(" ;\n".join([
-            f"DROP SILENT GRAPH <{record.graph}>",
-            f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{record.graph}> <{PROV.wasGeneratedBy}> ?a . ?a ?ap ?ao }} }}",
-            f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{record.graph}> ?p ?o }} }}",
+            *self._drop_version(record.graph),
             f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{record.uri}> ?p ?o }} }}",
         ]))
         self.state.delete_source(record, f"{record.triple_count} triples")

@@ -48,6 +48,12 @@ def test_import_prints_summary_and_reimport_is_noop(store_dir: str, sample_dir: 
     assert code == 0 and "unchanged" in out
 
 
+def test_import_a_folder(tmp_path: Path, sample_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--store", str(tmp_path / "s"), "import", "--create", str(sample_dir))
+    assert code == 0, err
+    assert out.count("added") == 3
+
+
 def test_sparql_json_follows_w3c(store_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--store", store_dir, "sparql", QUERY, "--format", "json")
     assert code == 0
