@@ -24,6 +24,7 @@ graph is dropped and the store is exactly as before.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from kg.importers import ParsedSource, nt_literal, read_source
 from kg.sparql import QueryResult, check_allowed
 from kg.state import SourceRecord, StateDB, now_iso
 from kg.vocab import PROV, RDF, RDFS, XSD, Vocabulary, source_id_for
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "state.db"
 GRAPH_DIR = "graph"
@@ -194,15 +197,20 @@ class KnowledgeStore:
                 self.backend.bulk_insert(record.graph, triples)
                 self.backend.update(swap)
         except BaseException:
-            # Undo what this process can; recover() handles the crash case.
-            self.backend.drop_graph(record.graph)
-            self.state.abort_write(journal_id)
+            # Undo what this process can; if even that fails (endpoint gone), the journal
+            # entry stays and recover() finishes the rollback on the next open.
+            try:
+                self.backend.drop_graph(record.graph)
+                self.state.abort_write(journal_id)
+            except KgchatError as cleanup:
+                log.warning("rollback of %s left for the next open: %s", record.uri, cleanup)
             raise
         action = "replaced" if old else "added"
         self.state.commit_write(journal_id, record, action, f"{len(triples)} triples")
         report = ImportReport(str(parsed.path), action, source_id, record.graph, len(triples))
         if self._reasoning_active():
-            new_set = set(triples)
+            # Diff what the backend holds: an endpoint may canonicalise literals ("1.50" → "1.5").
+            new_set = {(s, p, o) for s, p, o, _ in self.backend.read_triples(record.graph)}
             old_set = set(removed)
             report.inferred = self._reason_delta(new_set - old_set, old_set - new_set)
         return report
@@ -320,11 +328,12 @@ class KnowledgeStore:
         inferred = self.backend.count(str(v.inferred_graph)) if system[1] in graphs else 0
         prov = self.backend.count(str(v.provenance_graph)) if system[0] in graphs else 0
         total = self.backend.count()
+        source_graphs = " ".join(f"<{r.graph}>" for r in self.state.sources())
         res = self.backend.query(
-            f"SELECT (COUNT(DISTINCT ?e) AS ?n) WHERE {{ GRAPH ?g {{ "
+            # Only the sources' graphs: a remote endpoint may hold graphs of its own.
+            f"SELECT (COUNT(DISTINCT ?e) AS ?n) WHERE {{ VALUES ?g {{ {source_graphs} }} GRAPH ?g {{ "
             f"{{ ?e ?p ?o FILTER(?p != <{RDFS.label}>) }} UNION "
-            f"{{ ?s ?p ?e FILTER(!isLiteral(?e) && ?p != <{RDF.type}>) }} }} "
-            f"FILTER(?g NOT IN (<{system[0]}>, <{system[1]}>)) }}",
+            f"{{ ?s ?p ?e FILTER(!isLiteral(?e) && ?p != <{RDF.type}>) }} }} }}",
             "SELECT", timeout=600,
         )
         entities = int(res.rows[0][0]) if res.rows and res.rows[0][0] is not None else 0
