@@ -58,7 +58,7 @@ def closure(asserted: set[Triple], profile: str) -> set[Triple]:
 def owlrl_closure(asserted: set[Triple], profile: str) -> set[Triple]:
     """The owlrl package's closure, without axiomatic triples, as N-Triples strings."""
     import owlrl
-    from rdflib import Graph
+    from rdflib import Graph, Literal, URIRef
 
     from kg.results import nt_term
 
@@ -68,6 +68,8 @@ def owlrl_closure(asserted: set[Triple], profile: str) -> set[Triple]:
     owlrl.DeductiveClosure(semantics, axiomatic_triples=False, datatype_axioms=False).expand(graph)
     out = set()
     for s, p, o in graph:
+        if isinstance(s, Literal) or not isinstance(p, URIRef):
+            continue  # owlrl works on generalised RDF; a store holds only valid triples
         t = (nt_term(s), nt_term(p), nt_term(o))
         if t not in asserted:
             out.add(t)

@@ -152,3 +152,11 @@ def test_reasoning_off_until_first_run(store: KnowledgeStore, sample_dir: Path) 
     assert report.inferred is not None and report.inferred.total > 0
     res = store.query("ASK { kg:Forrest_Gump a <https://w3id.org/kgchat/sample/film#Film> }")
     assert res is not None and res.boolean is True
+
+
+def test_owlrl_engine_stores_only_valid_triples(tmp_path: Path, sample_dir: Path) -> None:
+    with KnowledgeStore.open(tmp_path / "s", make_settings(reason={"engine": "owlrl"}), create=True) as kg:
+        kg.import_files([sample_dir / "films.txt", sample_dir / "schema.ttl"])
+        summary = kg.reason()
+        assert summary.total > 0
+        assert kg.query("ASK { kg:Steven_Spielberg kgr:directed kg:Jurassic_Park }").boolean is True
