@@ -44,7 +44,10 @@ class Context:
         return load_settings(self.store_dir, merged)
 
     def open(self, extra: dict[str, Any] | None = None, *, create: bool = False) -> KnowledgeStore:
-        return KnowledgeStore.open(self.store_dir, self.settings(extra), create=create)
+        kg = KnowledgeStore.open(self.store_dir, self.settings(extra), create=create)
+        for action in kg.recovered:
+            err.print(f"[yellow]recovered after an interrupted run:[/yellow] {action}")
+        return kg
 
 
 def _parse_sets(values: list[str]) -> dict[str, Any]:

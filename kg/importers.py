@@ -48,19 +48,32 @@ _LINE_COL = re.compile(r"line (\d+)", re.IGNORECASE)
 
 
 @dataclass
-class ParsedSource:
+class SourceFile:
+    """A file identified but not yet parsed: enough to tell whether it changed."""
+
     path: Path
     uri: str
-    format: str
+    format: str  # as requested or guessed ("delimited" until the delimiter is sniffed)
+    data: bytes
     content_hash: str  # "sha256:<hex>" of the file's bytes
-    triples: list[Triple]
-    options: dict[str, object]
+    options: dict[str, object]  # the settings that shape its triples
 
     @property
     def version(self) -> str:
         """Identifies this content *as imported*: bytes plus the options that shape triples."""
         key = json.dumps([self.content_hash, self.format, self.options], sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@dataclass
+class ParsedSource:
+    path: Path
+    uri: str
+    format: str  # the format actually read (pipe or tsv for delimited files)
+    content_hash: str
+    triples: list[Triple]
+    options: dict[str, object]
+    version: str
 
 
 def guess_format(path: Path) -> str:
@@ -90,29 +103,37 @@ def file_hash(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def read_source(
-    path: Path, fmt: str | None, vocab: Vocabulary, settings: ImportSettings
-) -> ParsedSource:
-    """Parse one file completely; raise :class:`SourceError` naming file and line."""
+def open_source(path: Path, fmt: str | None, vocab: Vocabulary, settings: ImportSettings) -> SourceFile:
+    """Read and hash one file; raise :class:`SourceError` when it cannot be imported."""
     path = Path(path)
     if not path.is_file():
         raise SourceError(path, "no such file" if not path.exists() else "not a regular file")
-    data = path.read_bytes()
     fmt = fmt or guess_format(path)
     if fmt not in FORMATS:
         raise SourceError(path, f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    uri = path.resolve().as_uri()
-    if fmt in RDF_FORMATS:
-        triples = _parse_rdf(path, data, fmt, uri)
-        options: dict[str, object] = {}
-    else:
-        text = _decode(path, data)
-        delim = _delimiter(path, text, fmt, settings)
-        triples = parse_delimited(path, text, delim, vocab, settings)
-        options = {"delimiter": delim, "literals": settings.literals,
+    data = path.read_bytes()
+    options: dict[str, object] = {}
+    if fmt not in RDF_FORMATS:
+        options = {"delimiter": settings.delimiter, "literals": settings.literals,
                    "literal_relations": sorted(settings.literal_relations), "base": vocab.base}
+    return SourceFile(path, path.resolve().as_uri(), fmt, data, file_hash(data), options)
+
+
+def parse_source(src: SourceFile, vocab: Vocabulary, settings: ImportSettings) -> ParsedSource:
+    """Parse a whole file; raise :class:`SourceError` naming file and line."""
+    fmt = src.format
+    if fmt in RDF_FORMATS:
+        triples = _parse_rdf(src.path, src.data, fmt, src.uri)
+    else:
+        text = _decode(src.path, src.data)
+        delim = _delimiter(src.path, text, fmt, settings)
+        triples = parse_delimited(src.path, text, delim, vocab, settings)
         fmt = "tsv" if delim == "\t" else "pipe"
-    return ParsedSource(path, uri, fmt, file_hash(data), triples, options)
+    return ParsedSource(src.path, src.uri, fmt, src.content_hash, triples, src.options, src.version)
+
+
+def read_source(path: Path, fmt: str | None, vocab: Vocabulary, settings: ImportSettings) -> ParsedSource:
+    return parse_source(open_source(path, fmt, vocab, settings), vocab, settings)
 
 
 def _decode(path: Path, data: bytes) -> str:

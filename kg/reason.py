@@ -19,7 +19,7 @@ from typing import Iterable
 from kg.backends import GraphBackend, Triple
 from kg.backends.base import insert_data
 from kg.config import ReasonSettings
-from kg.rules import SAMEAS, TYPE, JoinIndex, RuleSet, forward, is_literal
+from kg.rules import PROPERTY_CLASSES, SAMEAS, TYPE, JoinIndex, RuleSet, forward, is_literal
 from kg.vocab import Vocabulary
 
 _CHUNK = 5_000
@@ -42,7 +42,8 @@ def _inferred(backend: GraphBackend, vocab: Vocabulary) -> set[Triple]:
 
 def closure(asserted: set[Triple], profile: str) -> set[Triple]:
     """Everything the rules derive from ``asserted`` that is not asserted."""
-    schema = {t for t in asserted if RuleSet((), profile).is_schema(t)}
+    is_schema = RuleSet((), profile).is_schema
+    schema = {t for t in asserted if is_schema(t)}
     while True:
         rules = RuleSet(schema, profile)
         entailed = rules.schema_entailments()
@@ -161,11 +162,12 @@ def _big(backend: GraphBackend, vocab: Vocabulary, delta: set[Triple]) -> bool:
 def _rules_from_store(backend: GraphBackend, profile: str) -> RuleSet:
     probe = RuleSet((), profile)
     schema: list[Triple] = []
-    for pred in probe.schema_predicates | {TYPE}:
-        iri = pred[1:-1]
-        for s, p, o, _ in backend.read_triples(predicate=iri):
-            if probe.is_schema((s, p, o)):
-                schema.append((s, p, o))
+    for pred in probe.schema_predicates:
+        schema.extend((s, p, o) for s, p, o, _ in backend.read_triples(predicate=pred[1:-1]))
+    if probe.owl:  # property characteristics: rdf:type with the object fixed, not every type
+        for cls in PROPERTY_CLASSES:
+            schema.extend((s, p, o) for s, p, o, _ in
+                          backend.read_triples(predicate=TYPE[1:-1], obj=cls))
     return RuleSet(schema, profile)
 
 

@@ -52,6 +52,17 @@ def uses_service(text: str) -> bool:
     return _SERVICE.search(_strip(text)) is not None
 
 
+_BLOCKING = re.compile(
+    r"(?<![\w:?$@-])(ORDER\s+BY|GROUP\s+BY|HAVING|COUNT|SUM|MIN|MAX|AVG|SAMPLE|GROUP_CONCAT)(?![\w:-])",
+    re.IGNORECASE,
+)
+
+
+def evaluates_before_first_row(text: str) -> bool:
+    """Whether the query sorts or aggregates, which engines finish before the first row."""
+    return _BLOCKING.search(_strip(text)) is not None
+
+
 def check_allowed(text: str, *, allow_update: bool, allow_service: bool) -> QueryForm:
     """Classify ``text`` and refuse what the caller has not allowed."""
     form = classify(text)

@@ -34,7 +34,7 @@ from kg.backends import GraphBackend, Triple, open_backend
 from kg.backends.base import DEFAULT_GRAPH, insert_data
 from kg.config import CONFIG_FILE, DEFAULT_TOML, Settings
 from kg.errors import KgchatError, SourceError, StoreError, StoreNotFoundError
-from kg.importers import ParsedSource, nt_literal, read_source
+from kg.importers import ParsedSource, nt_literal, open_source, parse_source
 from kg.sparql import QueryResult, check_allowed
 from kg.state import SourceRecord, StateDB, now_iso
 from kg.vocab import PROV, RDF, RDFS, XSD, Vocabulary, source_id_for
@@ -90,6 +90,7 @@ class KnowledgeStore:
         self.backend = backend
         self.state = state
         self.vocab = Vocabulary(settings.store.base_iri)
+        self.recovered: list[str] = []  # what recover() repaired when the store was opened
 
     # -- lifecycle -----------------------------------------------------------------
     @classmethod
@@ -110,7 +111,7 @@ class KnowledgeStore:
             state.close()
             raise
         store = cls(root, settings, backend, state)
-        store.recover()
+        store.recovered = store.recover()
         return store
 
     def close(self) -> None:
@@ -151,7 +152,13 @@ class KnowledgeStore:
     def import_file(self, path: Path, fmt: str | None = None, *, force: bool = False) -> ImportReport:
         """Import one file as one source. Raises :class:`SourceError`; stores nothing then."""
         started = time.perf_counter()
-        parsed = read_source(Path(path), fmt, self.vocab, self.settings.import_)
+        src = open_source(Path(path), fmt, self.vocab, self.settings.import_)
+        old = self.state.get_source(source_id_for(src.uri))
+        if old is not None and old.version == src.version and not force:
+            # Checked before parsing: an unchanged file costs one read and one hash.
+            return ImportReport(str(src.path), "unchanged", old.id, old.graph, old.triple_count,
+                                time.perf_counter() - started)
+        parsed = parse_source(src, self.vocab, self.settings.import_)
         report = self.write_source(parsed, kind="file", force=force)
         report.seconds = time.perf_counter() - started
         return report
@@ -207,6 +214,8 @@ class KnowledgeStore:
             raise
         action = "replaced" if old else "added"
         self.state.commit_write(journal_id, record, action, f"{len(triples)} triples")
+        if old is not None and old.triple_count > self.settings.store.bulk_threshold:
+            self.backend.compact()
         report = ImportReport(str(parsed.path), action, source_id, record.graph, len(triples))
         if self._reasoning_active():
             # Diff what the backend holds: an endpoint may canonicalise literals ("1.50" → "1.5").
@@ -262,6 +271,8 @@ class KnowledgeStore:
             f"DELETE WHERE {{ GRAPH <{prov_g}> {{ <{record.uri}> ?p ?o }} }}",
         ]))
         self.state.delete_source(record, f"{record.triple_count} triples")
+        if record.triple_count > self.settings.store.bulk_threshold:
+            self.backend.compact()
         report = ImportReport(record.uri, "removed", record.id, record.graph, record.triple_count)
         if removed:
             report.inferred = self._reason_delta(set(), set(removed))

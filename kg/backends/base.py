@@ -29,10 +29,10 @@ class GraphBackend(Protocol):
         """Triples in one graph (``DEFAULT_GRAPH`` for the default graph) or in all (None)."""
 
     def read_triples(
-        self, graph: str | None = None, predicate: str | None = None
+        self, graph: str | None = None, predicate: str | None = None, obj: str | None = None
     ) -> Iterator[tuple[str, str, str, str]]:
         """Quads ``(s, p, o, g)`` as N-Triples strings (g is ``DEFAULT_GRAPH`` or an IRI
-        without brackets), optionally only one graph and/or one predicate IRI."""
+        without brackets), optionally only one graph, one predicate IRI, one object term."""
 
     def read_touching(self, nodes: Iterable[str]) -> Iterator[tuple[str, str, str, str]]:
         """Quads whose subject or object is one of ``nodes`` (N-Triples IRIs/blank nodes)."""
@@ -55,6 +55,10 @@ class GraphBackend(Protocol):
 
     def export(self, out: IO[bytes], fmt: str, graph: str | None = None) -> None:
         """Write the whole dataset (quad formats) or one graph."""
+
+    def compact(self) -> None:
+        """Reclaim space and read speed after a large deletion (no-op where the server
+        manages that itself)."""
 
     def close(self) -> None: ...
 

@@ -7,6 +7,7 @@ path for big sources) and reads skip rdflib term objects where they are hot.
 from __future__ import annotations
 
 import threading
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Sequence
@@ -18,7 +19,7 @@ from rdflib.term import Identifier
 
 from kg.backends.base import DEFAULT_GRAPH, Triple
 from kg.errors import QueryError, QueryTimeoutError, StoreError
-from kg.sparql import QueryForm, QueryResult
+from kg.sparql import QueryForm, QueryResult, evaluates_before_first_row
 
 EXPORT_FORMATS: dict[str, ox.RdfFormat] = {
     "nquads": ox.RdfFormat.N_QUADS, "trig": ox.RdfFormat.TRIG,
@@ -63,9 +64,20 @@ class TermConverter:
                 out = Literal(term.value, datatype=URIRef(term.datatype.value))
         else:
             raise QueryError(f"unsupported term in results: {term!r}")
-        if len(self._cache) < 200_000:
-            self._cache[term] = out
+        if len(self._cache) >= 200_000:
+            self._cache.clear()  # bounded; a cold cache costs only conversions
+        self._cache[term] = out
         return out
+
+
+def _timeout(seconds: float | None) -> QueryTimeoutError:
+    limit = f" {seconds:g} s" if seconds is not None else " its timeout"
+    return QueryTimeoutError(f"the query ran longer than{limit}; narrow it (LIMIT, more "
+                             f"specific patterns) or raise --timeout")
+
+
+def _reraise(exc: BaseException) -> QueryResult:
+    raise exc
 
 
 class OxigraphBackend:
@@ -75,6 +87,7 @@ class OxigraphBackend:
         self._inner = inner
         self._path = path
         self._dataset: Dataset | None = None
+        self._convert = TermConverter()  # shared: queries keep meeting the same nodes
 
     @classmethod
     def open(cls, path: Path) -> "OxigraphBackend":
@@ -108,13 +121,14 @@ class OxigraphBackend:
         return int(next(iter(self._inner.query(q, default_graph=g)))[0].value)
 
     def read_triples(
-        self, graph: str | None = None, predicate: str | None = None
+        self, graph: str | None = None, predicate: str | None = None, obj: str | None = None
     ) -> Iterator[tuple[str, str, str, str]]:
         g: Any = None
         if graph is not None:
             g = ox.DefaultGraph() if graph == DEFAULT_GRAPH else ox.NamedNode(graph)
         p = ox.NamedNode(predicate) if predicate else None
-        for q in self._inner.quads_for_pattern(None, p, None, g):
+        o = to_ox(obj) if obj else None
+        for q in self._inner.quads_for_pattern(None, p, o, g):
             gn = q.graph_name
             yield (str(q.subject), str(q.predicate), str(q.object),
                    gn.value if isinstance(gn, ox.NamedNode) else DEFAULT_GRAPH)
@@ -166,42 +180,61 @@ class OxigraphBackend:
     # -- queries ------------------------------------------------------------------
     def query(self, sparql: str, form: QueryForm, *, timeout: float, max_rows: int = 0,
               prefixes: dict[str, str] | None = None) -> QueryResult:
+        deadline = time.monotonic() + timeout
+        if form in ("SELECT", "CONSTRUCT", "DESCRIBE") and not evaluates_before_first_row(sparql):
+            # Streaming queries do their work row by row, so they run here and stop at the
+            # deadline; a thread hop would cost more than a 2-hop query itself.
+            return self._guarded(lambda: self._run_query(sparql, form, max_rows, prefixes or {},
+                                                         deadline))
+        return self._in_worker(sparql, form, max_rows, prefixes or {}, deadline, timeout)
+
+    def _in_worker(self, sparql: str, form: QueryForm, max_rows: int, prefixes: dict[str, str],
+                   deadline: float, timeout: float) -> QueryResult:
+        """Aggregates, ORDER BY and ASK evaluate inside one Rust call that cannot be
+        interrupted; Oxigraph releases the GIL there, so a daemon thread runs it and the
+        caller stops waiting at the deadline."""
         box: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                box["result"] = self._run_query(sparql, form, max_rows, prefixes or {})
+                box["result"] = self._run_query(sparql, form, max_rows, prefixes, deadline)
             except BaseException as exc:  # handed to the caller's thread below
-                box["error"] = exc
+                # without its traceback: the frames hold pyoxigraph iterators, which must
+                # be dropped on this thread
+                box["error"] = exc.with_traceback(None)
 
-        # Oxigraph releases the GIL while it evaluates, so the caller can stop waiting.
-        # The evaluation itself cannot be cancelled; the worker is a daemon thread.
         worker = threading.Thread(target=run, name="kgchat-query", daemon=True)
         worker.start()
         worker.join(timeout)
         if worker.is_alive():
-            raise QueryTimeoutError(f"the query ran longer than {timeout:g} s; narrow it "
-                                    f"(LIMIT, more specific patterns) or raise --timeout")
-        if "error" in box:
-            exc = box["error"]
-            if isinstance(exc, SyntaxError):
-                raise QueryError(f"invalid SPARQL query: {exc}") from exc
-            if isinstance(exc, OSError):
-                raise StoreError(f"query failed: {exc}") from exc
-            raise exc
-        return box["result"]
+            raise _timeout(timeout)
+        return self._guarded(lambda: box["result"] if "error" not in box else _reraise(box["error"]))
+
+    @staticmethod
+    def _guarded(run: Any) -> QueryResult:
+        try:
+            return run()
+        except SyntaxError as exc:
+            raise QueryError(f"invalid SPARQL query: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"query failed: {exc}") from exc
 
     def _run_query(self, sparql: str, form: QueryForm, max_rows: int,
-                   prefixes: dict[str, str]) -> QueryResult:
-        conv = TermConverter()
+                   prefixes: dict[str, str], deadline: float) -> QueryResult:
         raw = self._inner.query(sparql, use_default_graph_as_union=True, prefixes=prefixes)
+        return self._collect(raw, form, max_rows, deadline)
+
+    def _collect(self, raw: Any, form: QueryForm, max_rows: int, deadline: float) -> QueryResult:
         if isinstance(raw, ox.QueryBoolean):
             return QueryResult("ASK", boolean=bool(raw))
+        conv, clock = self._convert, time.monotonic
         if isinstance(raw, ox.QueryTriples):
             graph = Graph()
             for i, t in enumerate(raw):
                 if max_rows and i >= max_rows:
                     return QueryResult(form, graph=graph, truncated=True)
+                if clock() > deadline:
+                    raise _timeout(None)
                 graph.add((conv(t.subject), conv(t.predicate), conv(t.object)))  # type: ignore[arg-type]
             return QueryResult(form, graph=graph)
         names = [v.value for v in raw.variables]
@@ -211,6 +244,8 @@ class OxigraphBackend:
             if max_rows and len(rows) >= max_rows:
                 truncated = True
                 break
+            if clock() > deadline:
+                raise _timeout(None)
             rows.append(tuple(conv(v) for v in sol))
         return QueryResult("SELECT", vars=names, rows=rows, truncated=truncated)
 
@@ -224,6 +259,10 @@ class OxigraphBackend:
             self._inner.dump(out, rdf_format)
         else:
             self._inner.dump(out, rdf_format, from_graph=ox.NamedNode(graph))
+
+    def compact(self) -> None:
+        # Dropped quads linger as RocksDB tombstones and slow scans until compacted.
+        self._inner.optimize()
 
     def close(self) -> None:
         self._inner.flush()

@@ -235,15 +235,16 @@ class SparqlBackend:
         return int(data["results"]["bindings"][0]["n"]["value"])
 
     def read_triples(
-        self, graph: str | None = None, predicate: str | None = None
+        self, graph: str | None = None, predicate: str | None = None, obj: str | None = None
     ) -> Iterator[tuple[str, str, str, str]]:
         if graph == DEFAULT_GRAPH:
             return
         g, p = (f"<{graph}>" if graph else "?g"), (f"<{predicate}>" if predicate else "?p")
-        q = f"SELECT * WHERE {{ GRAPH {g} {{ ?s {p} ?o }} {'' if graph else self._visible()} }}"
+        o = skolemize(obj, self.base) if obj else "?o"
+        q = f"SELECT * WHERE {{ GRAPH {g} {{ ?s {p} {o} }} {'' if graph else self._visible()} }}"
         for b in self._paged(q):
-            yield (self._term(b["s"]), p if predicate else self._term(b["p"]), self._term(b["o"]),
-                   graph or b["g"]["value"])
+            yield (self._term(b["s"]), p if predicate else self._term(b["p"]),
+                   obj if obj else self._term(b["o"]), graph or b["g"]["value"])
 
     def read_touching(self, nodes: Iterable[str]) -> Iterator[tuple[str, str, str, str]]:
         terms = sorted({skolemize(n, self.base) for n in nodes if not n.startswith('"')})
@@ -392,6 +393,9 @@ class SparqlBackend:
             target = data.graph(URIRef(g)) if isinstance(data, Dataset) else data
             target.parse(data="".join(lines), format="nt")
         data.serialize(out, format=GRAPH_FORMATS[fmt])
+
+    def compact(self) -> None:
+        """The server compacts its own storage."""
 
     def close(self) -> None:
         if self._dataset is not None:

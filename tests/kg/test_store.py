@@ -165,6 +165,17 @@ def test_query_timeout(store: KnowledgeStore, sample_dir: Path) -> None:
         store.query(slow, timeout=0.05)
 
 
+def test_streaming_query_stops_at_the_deadline(store: KnowledgeStore, sample_dir: Path) -> None:
+    import threading
+
+    store.import_file(sample_dir / "films.txt")
+    before = set(threading.enumerate())
+    with pytest.raises(QueryTimeoutError):
+        store.query("SELECT * WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }", timeout=0.2)
+    # evaluated in this thread, row by row: no worker is left computing after the error
+    assert not [t for t in set(threading.enumerate()) - before if t.name == "kgchat-query"]
+
+
 def test_union_includes_inferences_and_max_rows(store: KnowledgeStore, sample_dir: Path) -> None:
     for name in ("films.txt", "schema.ttl"):
         store.import_file(sample_dir / name)
