@@ -266,6 +266,12 @@ def status(ctx: typer.Context,
                          ("inferences computed", st.reasoned_at or "never (run `kgchat reason`)")):
         table.add_row(label, str(value))
     console.print(table)
+    if st.last_runs:
+        runs = Table("run", "kind", "started", "status", "summary", title="last runs", header_style="bold")
+        for run in st.last_runs:
+            summary = ", ".join(f"{k} {v}" for k, v in run["summary"].items())
+            runs.add_row(str(run["id"]), run["kind"], run["started_at"], run["status"], summary)
+        console.print(runs)
     if st.last_changes:
         changes = Table("when", "what", "source", "detail", title="last changes", header_style="bold")
         for ch in st.last_changes:

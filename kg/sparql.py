@@ -8,6 +8,7 @@ backend, including endpoints whose dialect rdflib's parser would reject.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from typing import Iterator, Literal as TLiteral, Sequence
 
@@ -34,7 +35,10 @@ _KEYWORD = re.compile(
 _SERVICE = re.compile(r"(?<![\w:?$@-])SERVICE(?![\w:-])", re.IGNORECASE)
 
 
+@lru_cache(maxsize=512)
 def _strip(text: str) -> str:
+    """The request without comments, strings and IRIs (cached: a request is lexed once
+    for its form, SERVICE and blocking operators)."""
     return _COMMENT_STRING_IRI.sub(" ", text)
 
 

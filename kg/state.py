@@ -45,6 +45,14 @@ CREATE TABLE IF NOT EXISTS changes (
     uri TEXT,
     detail TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL DEFAULT 'running',
+    summary TEXT NOT NULL DEFAULT '{}'
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -196,6 +204,21 @@ class StateDB:
             (limit,),
         ).fetchall()
         return [Change(**dict(r)) for r in rows]
+
+    # -- runs: one row per import / reasoning run -----------------------------------
+    def start_run(self, kind: str) -> int:
+        cur = self._conn.execute("INSERT INTO runs (kind, started_at) VALUES (?, ?)", (kind, now_iso()))
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        self._conn.execute(
+            "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?",
+            (now_iso(), status, json.dumps(summary, sort_keys=True), run_id),
+        )
+
+    def recent_runs(self, limit: int = 5) -> list[dict[str, Any]]:
+        rows = self._conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(r, summary=json.loads(r["summary"])) for r in rows]
 
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -79,6 +79,7 @@ class StoreStatus:
     named_graphs: int
     reasoned_at: str | None
     last_changes: list[Any] = field(default_factory=list)
+    last_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class KnowledgeStore:
@@ -96,11 +97,10 @@ class KnowledgeStore:
     @classmethod
     def open(cls, root: Path, settings: Settings, *, create: bool = False) -> "KnowledgeStore":
         root = Path(root)
-        if not root.exists() or (not (root / STATE_FILE).exists() and not create):
-            if not create:
-                raise StoreNotFoundError(root)
         if root.exists() and not root.is_dir():
             raise StoreError(f"{root} is a file, not a store directory")
+        if not create and not (root / STATE_FILE).exists():
+            raise StoreNotFoundError(root)
         root.mkdir(parents=True, exist_ok=True)
         if not (root / CONFIG_FILE).exists():
             (root / CONFIG_FILE).write_text(DEFAULT_TOML, encoding="utf-8")
@@ -165,13 +165,23 @@ class KnowledgeStore:
 
     def import_files(self, paths: Sequence[Path], fmt: str | None = None, *,
                      force: bool = False) -> list[ImportReport]:
-        """Import each file; a bad file is reported and the others go on."""
-        reports = []
-        for path in paths:
-            try:
-                reports.append(self.import_file(path, fmt, force=force))
-            except SourceError as exc:
-                reports.append(ImportReport(str(path), "failed", error=str(exc)))
+        """Import each file; a bad file is reported and the others go on. One run in state.db."""
+        run_id = self.state.start_run("import")
+        reports: list[ImportReport] = []
+        status = "interrupted"
+        try:
+            for path in paths:
+                try:
+                    reports.append(self.import_file(path, fmt, force=force))
+                except SourceError as exc:
+                    reports.append(ImportReport(str(path), "failed", error=str(exc)))
+            status = "failed" if any(r.action == "failed" for r in reports) else "ok"
+        finally:
+            counts: dict[str, Any] = {}
+            for r in reports:
+                counts[r.action] = counts.get(r.action, 0) + 1
+            counts["triples"] = sum(r.triples for r in reports if r.action in ("added", "replaced"))
+            self.state.finish_run(run_id, status, counts)
         return reports
 
     def write_source(self, parsed: ParsedSource, *, kind: str, force: bool = False) -> ImportReport:
@@ -315,9 +325,13 @@ class KnowledgeStore:
         from kg.reason import materialise
 
         self.state.set_meta("reasoning", "in-progress")
+        run_id = self.state.start_run("reason")
         summary = materialise(self.backend, self.vocab, self.settings.reason, full=full)
         self.state.set_meta("reasoned_at", now_iso())
         self.state.set_meta("reasoning", "done")
+        self.state.finish_run(run_id, "ok", {"mode": summary.mode, "added": summary.added,
+                                             "removed": summary.removed, "total": summary.total,
+                                             "seconds": round(summary.seconds, 3)})
         self.state.log("reasoned", None, None,
                        f"{summary.mode}: +{summary.added} -{summary.removed} = {summary.total} inferred")
         return summary
@@ -355,6 +369,7 @@ class KnowledgeStore:
             entities=entities, sources=len(self.state.sources()),
             named_graphs=len(graphs), reasoned_at=self.state.get_meta("reasoned_at"),
             last_changes=self.state.recent_changes(8),
+            last_runs=self.state.recent_runs(5),
         )
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import cached_property
 from urllib.parse import quote
 
 from rdflib import Namespace
@@ -91,6 +92,10 @@ class Vocabulary:
 
     def prefixes(self) -> dict[str, str]:
         """Prefixes every query may use without declaring them."""
+        return dict(self._prefixes)
+
+    @cached_property
+    def _prefixes(self) -> dict[str, str]:
         return {
             "kg": str(self.ENT), "kgr": str(self.REL), "kgg": str(self.GRAPH),
             "kgs": str(self.SRC), "kgv": str(self.KGV),

@@ -213,6 +213,16 @@ def test_status_counts(store: KnowledgeStore, sample_dir: Path) -> None:
     assert 90 < st.entities < 140
     assert st.reasoned_at is not None
     assert [c.action for c in st.last_changes][:1] == ["reasoned"]
+    assert st.last_runs[0]["kind"] == "reason" and st.last_runs[0]["status"] == "ok"
+
+
+def test_import_runs_are_recorded(store: KnowledgeStore, sample_dir: Path, fixtures_dir: Path) -> None:
+    store.import_files([sample_dir / "films.txt", fixtures_dir / "broken.ttl"])
+    store.import_files([sample_dir / "films.txt"])
+    latest, first = store.state.recent_runs(2)
+    assert first["status"] == "failed" and first["summary"]["added"] == 1 and first["summary"]["failed"] == 1
+    assert latest["status"] == "ok" and latest["summary"] == {"unchanged": 1, "triples": 0}
+    assert latest["finished_at"] >= latest["started_at"]
 
 
 def test_source_error_for_directory(store: KnowledgeStore, tmp_path: Path) -> None:
