@@ -425,7 +425,7 @@ def reason_worker(kb: Path, spec: str, work: Path) -> None:
         ks.import_file(SCHEMA)
         started = time.perf_counter()
         try:
-            summary = ks.reason(full=True)
+            summary = ks.reason()
             out: Result = {"seconds": time.perf_counter() - started, "inferred": summary.total}
         except Exception as exc:  # reported, not raised: the engine's time still tells
             out = {"failed_after_s": time.perf_counter() - started,
@@ -437,9 +437,9 @@ def reason_worker(kb: Path, spec: str, work: Path) -> None:
 def bench_reason(ks: KnowledgeStore, kb: Path, tmp: Path, repeat: int, skip_owlrl: bool,
                  owlrl_timeout: float) -> Result:
     res: Result = {"schema_import_s": timed(lambda: ks.import_file(SCHEMA))[0]}
-    seconds, s = timed(lambda: ks.reason(full=True))
+    seconds, s = timed(lambda: ks.reason())
     res["full"] = {"seconds": seconds, "inferred": s.total}
-    seconds, s = timed(lambda: ks.reason(full=True))
+    seconds, s = timed(lambda: ks.reason())
     res["full_again"] = {"seconds": seconds, "added": s.added, "removed": s.removed}
 
     extra = tmp / "bench_extra.txt"
@@ -449,11 +449,11 @@ def bench_reason(ks: KnowledgeStore, kb: Path, tmp: Path, repeat: int, skip_owlr
         seconds, rep = timed(lambda: ks.import_file(extra))
         imports.append({"seconds": seconds, "triples": rep.triples, **_summary(rep.inferred)})
         if run == repeat - 1:  # the incremental result must equal a full recomputation
-            checks.append(ks.reason(full=True))
+            checks.append(ks.reason())
         seconds, rem = timed(lambda: ks.remove_source(rep.source_id))
         removals.append({"seconds": seconds, **_summary(rem.inferred)})
         if run == repeat - 1:
-            checks.append(ks.reason(full=True))
+            checks.append(ks.reason())
     res["incremental_import"] = imports
     res["incremental_remove"] = removals
     res["incremental_matches_full"] = all(c.added == 0 and c.removed == 0 for c in checks)

@@ -239,10 +239,7 @@ def reason(
     extra = {"reason": {k: v for k, v in (("profile", profile), ("engine", engine)) if v}}
     with c.open(extra) as kg:
         with console.status("reasoning…"):
-            if incremental and kg.state.get_meta("reasoned_at"):
-                s = kg._reason_delta(set(), set())
-            else:
-                s = kg.reason(full=True)
+            s = kg.update_inferences() if incremental else kg.reason()
         console.print(f"{s.mode}: +{s.added} -{s.removed} inferred triples; {s.total} in "
                       f"<{kg.vocab.inferred_graph}> ({s.seconds:.2f} s)")
 

@@ -54,7 +54,7 @@ def run_demo(kg: KnowledgeStore, data: Path, console: Console) -> None:
         line = f"{report.action:9} {Path(report.path).name:12} {report.triples:5} triples"
         console.print(line if not report.error else f"[red]{report.error}[/red]")
     console.rule("[bold]2. reason (RDFS + OWL 2 RL)")
-    s = kg.reason(full=True)
+    s = kg.reason()
     console.print(f"{s.total} inferred triples in {s.seconds:.2f} s")
     console.rule("[bold]3. multi-hop questions, answered with SPARQL")
     for question, query in QUESTIONS:

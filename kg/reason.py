@@ -14,6 +14,7 @@ the consequences of every data triple.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Iterable
 
 from kg.backends import GraphBackend, Triple
@@ -25,9 +26,16 @@ from kg.vocab import Vocabulary
 _CHUNK = 5_000
 
 
-def _summary(mode: str, added: int, removed: int, total: int, started: float):  # noqa: ANN202
-    from kg.store import ReasonSummary
+@dataclass
+class ReasonSummary:
+    mode: str  # full | incremental
+    added: int
+    removed: int
+    total: int
+    seconds: float
 
+
+def _summary(mode: str, added: int, removed: int, total: int, started: float) -> ReasonSummary:
     return ReasonSummary(mode, added, removed, total, time.perf_counter() - started)
 
 
@@ -92,8 +100,7 @@ def _write_changes(backend: GraphBackend, vocab: Vocabulary, add: Iterable[Tripl
         backend.update(insert_data(graph, add[i:i + _CHUNK]))
 
 
-def materialise(backend: GraphBackend, vocab: Vocabulary, settings: ReasonSettings, *,
-                full: bool = True):  # noqa: ANN201 - ReasonSummary (import cycle)
+def materialise(backend: GraphBackend, vocab: Vocabulary, settings: ReasonSettings) -> ReasonSummary:
     """Recompute all inferences and store the difference to what was stored."""
     started = time.perf_counter()
     asserted = _asserted(backend, vocab)
@@ -110,22 +117,20 @@ def materialise(backend: GraphBackend, vocab: Vocabulary, settings: ReasonSettin
 
 
 def update_incrementally(backend: GraphBackend, vocab: Vocabulary, settings: ReasonSettings,
-                         added: set[Triple], removed: set[Triple]):  # noqa: ANN201
+                         added: set[Triple], removed: set[Triple]) -> ReasonSummary:
     """Bring the inferred graph up to date after asserted triples were added/removed."""
     started = time.perf_counter()
     rules = _rules_from_store(backend, settings.profile)
     touches_schema = any(rules.is_schema(t) for t in added | removed)
-    if settings.engine != "rules" or touches_schema or _big(backend, vocab, added | removed):
-        summary = materialise(backend, vocab, settings)
-        summary.mode = "full"
-        return summary
+    if settings.engine != "rules" or touches_schema or _big(backend, added | removed):
+        return materialise(backend, vocab, settings)
 
     inferred_g = str(vocab.inferred_graph)
     n_removed = n_added = 0
     # 1. Removals (DRed): over-delete everything the removed triples could have produced …
     if removed:
         over = forward(removed, rules, _join_index(backend, rules, extra=removed)) - removed
-        deleted = _present(backend, over, graph=inferred_g)
+        deleted = backend.contains(over, inferred_g)
         # … then rederive what still follows from the rest: every derivation of a deleted
         # triple has a premise sharing one of its nodes, so seeds around those nodes suffice.
         nodes = {n for t in deleted | removed for n in (t[0], t[2]) if not is_literal(n)}
@@ -139,14 +144,13 @@ def update_incrementally(backend: GraphBackend, vocab: Vocabulary, settings: Rea
     if added:
         index = _join_index(backend, rules)
         derived = forward(added, rules, index)
-        if any(rules.is_schema(t) for t in derived):
-            summary = materialise(backend, vocab, settings)
-            return summary
+        if any(rules.is_schema(t) for t in derived):  # e.g. through owl:sameAs
+            return materialise(backend, vocab, settings)
         derived -= added
-        asserted_or_inferred = _present(backend, derived, graph=None)
+        asserted_or_inferred = backend.contains(derived)
         new = derived - asserted_or_inferred
         # A newly asserted triple that was inferred before is now simply asserted.
-        redundant = _present(backend, added, graph=inferred_g)
+        redundant = backend.contains(added, inferred_g)
         _write_changes(backend, vocab, new, redundant)
         n_added += len(new)
         n_removed += len(redundant)
@@ -154,7 +158,7 @@ def update_incrementally(backend: GraphBackend, vocab: Vocabulary, settings: Rea
     return _summary("incremental", n_added, n_removed, total, started)
 
 
-def _big(backend: GraphBackend, vocab: Vocabulary, delta: set[Triple]) -> bool:
+def _big(backend: GraphBackend, delta: set[Triple]) -> bool:
     """A change touching a large share of the data is cheaper to recompute in full."""
     return len(delta) > 50_000 and len(delta) * 4 > backend.count()
 
@@ -181,15 +185,10 @@ def _join_index(backend: GraphBackend, rules: RuleSet, *, extra: Iterable[Triple
             if exclude is None or (s, p, o) not in exclude:
                 index.add((s, p, o))
     if index.has_same:
-        nodes = {n for n in list(index._same) for n in (n, *index._same[n])}
+        nodes = index.same_nodes()
         for s, p, o, _ in backend.read_touching(nodes):
             if exclude is None or (s, p, o) not in exclude:
                 index.add((s, p, o))
     for t in extra:
         index.add(t)
     return index
-
-
-def _present(backend: GraphBackend, triples: set[Triple], graph: str | None) -> set[Triple]:
-    """Which of ``triples`` are stored (in ``graph``, or in any graph when None)."""
-    return backend.contains(triples, graph)

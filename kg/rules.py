@@ -246,6 +246,10 @@ class JoinIndex:
     def same(self, node: str) -> list[str]:
         return list(self._same.get(node, ()))
 
+    def same_nodes(self) -> set[str]:
+        """Every node in an owl:sameAs pair seen so far."""
+        return {n for node, alts in self._same.items() for n in (node, *alts)}
+
     def touching(self, node: str) -> list[Triple]:
         return list(self._by_node.get(node, ())) if self._by_node is not None else []
 

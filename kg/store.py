@@ -35,6 +35,7 @@ from kg.backends.base import DEFAULT_GRAPH, insert_data
 from kg.config import CONFIG_FILE, DEFAULT_TOML, Settings
 from kg.errors import KgchatError, SourceError, StoreError, StoreNotFoundError
 from kg.importers import ParsedSource, nt_literal, open_source, parse_source
+from kg.reason import ReasonSummary, materialise, update_incrementally
 from kg.sparql import QueryResult, check_allowed
 from kg.state import SourceRecord, StateDB, now_iso
 from kg.vocab import PROV, RDF, RDFS, XSD, Vocabulary, source_id_for
@@ -55,15 +56,6 @@ class ImportReport:
     seconds: float = 0.0
     error: str = ""
     inferred: "ReasonSummary | None" = None
-
-
-@dataclass
-class ReasonSummary:
-    mode: str  # full | incremental
-    added: int
-    removed: int
-    total: int
-    seconds: float
 
 
 @dataclass
@@ -144,7 +136,7 @@ class KnowledgeStore:
                                "interrupted write undone")
                 done.append(f"rolled back {entry.record.uri}")
         if self.state.get_meta("reasoning") == "in-progress":
-            self.reason(full=True)
+            self.reason()
             done.append("recomputed inferences")
         return done
 
@@ -306,7 +298,7 @@ class KnowledgeStore:
             self.backend.update(_with_prefixes(text, self.vocab.prefixes()))
             self.state.log("update", None, None, text.strip()[:200])
             if self._reasoning_active():
-                self.reason(full=True)
+                self.reason()
             return None
         return self.backend.query(
             text, form, timeout=timeout or self.settings.query.timeout,
@@ -321,12 +313,11 @@ class KnowledgeStore:
     def _reasoning_active(self) -> bool:
         return self.settings.reason.auto and self.state.get_meta("reasoned_at") is not None
 
-    def reason(self, *, full: bool = True) -> ReasonSummary:
-        from kg.reason import materialise
-
+    def reason(self) -> ReasonSummary:
+        """Recompute every inference from the asserted triples."""
         self.state.set_meta("reasoning", "in-progress")
         run_id = self.state.start_run("reason")
-        summary = materialise(self.backend, self.vocab, self.settings.reason, full=full)
+        summary = materialise(self.backend, self.vocab, self.settings.reason)
         self.state.set_meta("reasoned_at", now_iso())
         self.state.set_meta("reasoning", "done")
         self.state.finish_run(run_id, "ok", {"mode": summary.mode, "added": summary.added,
@@ -336,9 +327,13 @@ class KnowledgeStore:
                        f"{summary.mode}: +{summary.added} -{summary.removed} = {summary.total} inferred")
         return summary
 
-    def _reason_delta(self, added: set[Triple], removed: set[Triple]) -> ReasonSummary:
-        from kg.reason import update_incrementally
+    def update_inferences(self) -> ReasonSummary:
+        """Bring inferences up to date without recomputing what still holds."""
+        if self.state.get_meta("reasoned_at") is None or self.state.get_meta("reasoning") != "done":
+            return self.reason()
+        return self._reason_delta(set(), set())
 
+    def _reason_delta(self, added: set[Triple], removed: set[Triple]) -> ReasonSummary:
         self.state.set_meta("reasoning", "in-progress")
         summary = update_incrementally(self.backend, self.vocab, self.settings.reason, added, removed)
         self.state.set_meta("reasoned_at", now_iso())

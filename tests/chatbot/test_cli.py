@@ -109,7 +109,9 @@ def test_update_then_query(store_dir: str, capsys: pytest.CaptureFixture[str]) -
 def test_reason_status_sources_export(store_dir: str, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "--store", store_dir, "reason")
-    assert code == 0 and "inferred triples" in out
+    assert code == 0 and "inferred triples" in out and out.startswith("full")
+    code, out, _ = run(capsys, "--store", store_dir, "reason", "--incremental")
+    assert code == 0 and out.startswith("incremental: +0 -0")
     code, out, _ = run(capsys, "--store", store_dir, "status", "--json")
     status = json.loads(out)
     assert status["sources"] == 2 and status["inferred"] > 0

@@ -125,7 +125,7 @@ def test_incremental_matches_full(tmp_path: Path, seed: int) -> None:
     with KnowledgeStore.open(tmp_path / "store", make_settings(), create=True) as kg:
         for f in files[:3]:
             kg.import_file(f)
-        kg.reason(full=True)
+        kg.reason()
         _assert_consistent(kg)
         report = kg.import_file(files[3])                      # addition
         assert report.inferred is not None and report.inferred.mode == "incremental"

@@ -405,7 +405,7 @@ def test_reason_full_and_incremental(request: pytest.FixtureRequest, kind: str, 
         assert (ent(vocab, "Tom Hanks"), rdf_type, actor) in full
         assert (ent(vocab, "New Person"), rdf_type, "<https://w3id.org/kgchat/sample/film#Director>") in delta
         # The incremental update ends where a full recomputation does.
-        store.reason(full=True)
+        store.reason()
         assert {t[:3] for t in store.backend.read_triples(str(vocab.inferred_graph))} == delta
     finally:
         store.close()
