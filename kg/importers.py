@@ -67,7 +67,7 @@ class SourceFile:
 
 @dataclass
 class ParsedSource:
-    path: Path
+    path: Path | str  # a file, or the URI of a source that is not one
     uri: str
     format: str  # the format actually read (pipe or tsv for delimited files)
     content_hash: str

@@ -56,6 +56,8 @@ class ImportReport:
     seconds: float = 0.0
     error: str = ""
     inferred: "ReasonSummary | None" = None
+    added: int = 0      # triples in the new version and not in the old one
+    retracted: int = 0  # triples in the old version and not in the new one
 
 
 @dataclass
@@ -193,9 +195,10 @@ class KnowledgeStore:
             imported_at=old.imported_at if old else now, updated_at=now, options=parsed.options,
         )
         old_graph = old.graph if old else None
-        removed: list[Triple] = []
-        if old_graph and self._reasoning_active():
-            removed = [(s, p, o) for s, p, o, _ in self.backend.read_triples(old_graph)]
+        old_triples: set[Triple] | None = None
+        if old is not None and (self._reasoning_active()
+                                or old.triple_count <= self.settings.store.bulk_threshold):
+            old_triples = {(s, p, o) for s, p, o, _ in self.backend.read_triples(old.graph)}
         journal_id = self.state.begin_write(record, old_graph)
         try:
             swap = self._provenance_swap(record, old_graph)
@@ -219,10 +222,15 @@ class KnowledgeStore:
         if old is not None and old.triple_count > self.settings.store.bulk_threshold:
             self.backend.compact()
         report = ImportReport(str(parsed.path), action, source_id, record.graph, len(triples))
+        if old_triples is None:
+            report.added, report.retracted = len(triples), (old.triple_count if old else 0)
+        else:
+            new_set = set(triples)
+            report.added, report.retracted = len(new_set - old_triples), len(old_triples - new_set)
         if self._reasoning_active():
             # Diff what the backend holds: an endpoint may canonicalise literals ("1.50" → "1.5").
             new_set = {(s, p, o) for s, p, o, _ in self.backend.read_triples(record.graph)}
-            old_set = set(removed)
+            old_set = old_triples or set()
             report.inferred = self._reason_delta(new_set - old_set, old_set - new_set)
         return report
 
@@ -275,7 +283,8 @@ class KnowledgeStore:
         self.state.delete_source(record, f"{record.triple_count} triples")
         if record.triple_count > self.settings.store.bulk_threshold:
             self.backend.compact()
-        report = ImportReport(record.uri, "removed", record.id, record.graph, record.triple_count)
+        report = ImportReport(record.uri, "removed", record.id, record.graph, record.triple_count,
+                              retracted=record.triple_count)
         if removed:
             report.inferred = self._reason_delta(set(), set(removed))
         return report
