@@ -18,6 +18,7 @@ from kg.config import Settings, load_settings
 from kg.errors import ConfigError, KgchatError
 from kg.importers import FORMATS, expand_paths
 from kg.results import GRAPH_FORMATS, RESULT_FORMATS, SERIALIZERS, serialize_graph, write_table
+from chatbot.ingest_cli import register as register_ingest
 from kg.store import ImportReport, KnowledgeStore
 
 app = typer.Typer(
@@ -343,6 +344,9 @@ def demo(
     c: Context = ctx.obj
     with c.open(create=True) as kg:
         run_demo(kg, data, console)
+
+
+register_ingest(app, console, err)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
 from kg.errors import SourceError
-from kg.extract.base import ExtractedTriple, Extractor, Literal
+from kg.extract.base import ExtractedTriple, Extractor, Literal, Mention
 from kg.importers import ParsedSource
 from kg.ingest.rdf import EntityRef, document_triples
 from kg.sources import Document
@@ -71,6 +72,10 @@ class Ingestor:
         self.options = {"pipeline": PIPELINE_VERSION, "extractor": extractor.name,
                         **_extract_options(store)}
 
+    def discover(self, targets: Sequence[str]) -> list[str]:
+        """The files and URLs ``ingest(targets)`` would look at."""
+        return self._discover(list(targets))
+
     # -- versions ---------------------------------------------------------------------
     def version(self, digest: str) -> str:
         key = json.dumps([digest, self.options], sort_keys=True)
@@ -83,26 +88,74 @@ class Ingestor:
     # -- the run ----------------------------------------------------------------------
     def ingest(self, targets: Sequence[str], *, prune: bool = False, force: bool = False,
                progress: Progress | None = None) -> IngestSummary:
-        started = time.perf_counter()
-        summary = IngestSummary()
-        run_id = self.store.state.start_run("ingest")
-        status = "interrupted"
-        try:
-            items = self._discover(list(targets))
-            docs = self._documents(items, summary, force, progress)
-            for doc, facts in self.extractor.extract(docs):
-                self._write(doc, facts, summary)
-                if progress:
-                    progress(doc.uri, summary)
+        """Files, folders (recursively) and URLs; ``prune`` retracts documents that were
+        ingested from these folders and are gone now."""
+        with self._run("ingest") as summary:
+            items = self.discover(targets)
+            self._process(self._documents(items, summary, force, progress), summary, progress)
             if prune:
                 self._prune(targets, items, summary)
+        return summary
+
+    def ingest_documents(self, docs: Iterable[Document], *, force: bool = False,
+                         progress: Progress | None = None) -> IngestSummary:
+        """Documents already in memory (chat turns, benchmarks, other loaders)."""
+        with self._run("ingest") as summary:
+            fresh = (d for d in docs if force or not self._skip_unchanged(d, summary))
+            self._process(self._counted(fresh, summary), summary, progress)
+        return summary
+
+    def store_extracted(self, doc: Document, facts: list[ExtractedTriple], *,
+                        kind: str = "chat", short_names: str = "registry") -> IngestSummary:
+        """Write one document whose facts were extracted already (a chat turn). A bare
+        surname in chat means someone already known, hence ``short_names="registry"``."""
+        with self._run(kind) as summary:
+            summary.words += len(doc.text.split())
+            self._write(doc, facts, summary, short_names)
+        return summary
+
+    def close(self) -> None:
+        self.resolver.close()
+
+    def __enter__(self) -> "Ingestor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _run(self, kind: str) -> Iterator[IngestSummary]:
+        started = time.perf_counter()
+        summary = IngestSummary()
+        run_id = self.store.state.start_run(kind)
+        status = "interrupted"
+        try:
+            yield summary
             self.save_index()
             status = "failed" if summary.failed else "ok"
         finally:
             summary.seconds = time.perf_counter() - started
             self.store.state.finish_run(run_id, status, {
-                k: v for k, v in summary.__dict__.items() if k not in ("errors",)})
-        return summary
+                k: v for k, v in summary.__dict__.items() if k != "errors"})
+
+    def _process(self, docs: Iterable[Document], summary: IngestSummary,
+                 progress: Progress | None) -> None:
+        for doc, facts in self.extractor.extract(docs):
+            self._write(doc, facts, summary)
+            if progress:
+                progress(doc.uri, summary)
+
+    def _skip_unchanged(self, doc: Document, summary: IngestSummary) -> bool:
+        if self._unchanged(doc.uri, doc.content_hash):
+            summary.unchanged += 1
+            return True
+        return False
+
+    @staticmethod
+    def _counted(docs: Iterable[Document], summary: IngestSummary) -> Iterator[Document]:
+        for doc in docs:
+            summary.words += len(doc.text.split())
+            yield doc
 
     def _documents(self, items: list[str], summary: IngestSummary, force: bool,
                    progress: Progress | None) -> Iterator[Document]:
@@ -119,9 +172,8 @@ class Ingestor:
                             progress(item, summary)
                         continue
                 doc = self._load(item)
-                if not force and self._unchanged(doc.uri, doc.content_hash):
-                    summary.unchanged += 1  # a URL whose bytes did not change
-                    continue
+                if not force and self._skip_unchanged(doc, summary):
+                    continue  # e.g. a URL whose bytes did not change
                 if len(doc.text) > limit:
                     raise SourceError(doc.uri, f"{len(doc.text):,} characters of text is more than "
                                                f"extract.max_chars ({limit:,}); split the document "
@@ -135,7 +187,8 @@ class Ingestor:
             summary.words += len(doc.text.split())
             yield doc
 
-    def _write(self, doc: Document, facts: list[ExtractedTriple], summary: IngestSummary) -> None:
+    def _write(self, doc: Document, facts: list[ExtractedTriple], summary: IngestSummary,
+               short_names: str | None = None) -> None:
         if doc.metadata.get("extraction_error"):
             summary.failed += 1
             summary.errors.append((doc.uri, str(doc.metadata["extraction_error"])))
@@ -143,7 +196,7 @@ class Ingestor:
         min_conf = self.store.settings.extract.min_confidence
         facts = [f for f in facts if f.confidence >= min_conf]
         source_id = source_id_for(doc.uri)
-        refs, resolved = self._resolve(facts, summary)
+        refs, resolved = self._resolve(facts, summary, short_names)
         triples = document_triples(self.store.vocab, doc, facts, refs)
         parsed = ParsedSource(doc.uri, doc.uri, doc.kind, doc.content_hash, triples,
                               self.options, self.version(doc.content_hash))
@@ -155,22 +208,25 @@ class Ingestor:
             summary.changed += 1
         else:
             summary.new += 1
-        # Written first, registered after: a crash in between leaves the index stale, and
-        # a stale index is rebuilt from the graph on the next open.
-        self.resolver.release(source_id)
+        # Written first, registered after (replacing the source's earlier support): a
+        # crash in between leaves the index stale, and a stale index is rebuilt from the
+        # graph on the next open.
         self.resolver.register(source_id, resolved)
 
-    def _resolve(self, facts: list[ExtractedTriple],
-                 summary: IngestSummary) -> tuple[dict[str, EntityRef], list]:
+    def _resolve(self, facts: list[ExtractedTriple], summary: IngestSummary,
+                 short_names: str | None) -> tuple[dict[str, EntityRef], list]:
         names: dict[str, str] = {}
         for f in facts:
             for m in (f.subject, f.object):
                 if not isinstance(m, Literal):
                     names.setdefault(m.name, m.type)
-        resolved = self.resolver.resolve(list(names.items())) if names else []
+                    if _is_short_name(m):  # "Earhart" standing for "Amelia Earhart"
+                        names.setdefault(m.text, m.type)
+        resolved = (self.resolver.resolve(list(names.items()), short_names=short_names)
+                    if names else [])
         refs: dict[str, EntityRef] = {}
         for (name, _), ent in zip(names.items(), resolved):
-            refs[name] = EntityRef(ent.iri, ent.label, name, self.resolver.type_iri(ent.type))
+            refs[name] = EntityRef(ent.iri, ent.label, ent.alias, ent.type)
             summary.entities_new += int(ent.new)
             summary.entities_merged += int(ent.merged)
         return refs, resolved
@@ -207,6 +263,17 @@ def file_uri_to_path(uri: str) -> Path:
 
 def _is_local(item: str) -> bool:
     return not item.startswith(("http://", "https://"))
+
+
+_NOT_NAMES = frozenset("he him his himself she her hers herself it its itself they them their "
+                       "theirs themselves this that these those".split())
+
+
+def _is_short_name(m: Mention) -> bool:
+    """A coreferent mention that is itself a name, worth keeping as an alias."""
+    text = m.text.strip()
+    return (bool(m.canonical) and text != m.canonical and text[:1].isupper()
+            and text.lower() not in _NOT_NAMES and not text.lower().startswith(("the ", "a ", "an ")))
 
 
 def _resolved(f: ExtractedTriple, refs: dict[str, EntityRef]) -> bool:

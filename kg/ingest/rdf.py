@@ -67,19 +67,14 @@ def document_triples(
     seen_turns: set[str] = set()
     doc_iri = _iri(doc.uri)
 
+    used: set[str] = set()
+
     def entity(m: Mention) -> str | None:
         ref = entities.get(m.name)
         if ref is None:
             return None
-        iri = _iri(ref.iri)
-        if ref.iri not in seen_entities:
-            seen_entities.add(ref.iri)
-            out.append((iri, _iri(str(RDFS.label)), nt_literal(ref.label)))
-            if ref.type_iri:
-                out.append((iri, _iri(str(RDF.type)), _iri(ref.type_iri)))
-        if ref.alias and ref.alias != ref.label:
-            out.append((iri, _iri(str(SKOS.altLabel)), nt_literal(ref.alias)))
-        return iri
+        used.add(ref.iri)
+        return _iri(ref.iri)
 
     for fact in facts:
         s = entity(fact.subject)
@@ -132,6 +127,19 @@ def document_triples(
                     (agent, _iri(str(RDF.type)), _iri(str(PROV.Agent))),
                     (agent, _iri(str(RDFS.label)), nt_literal(speaker)),
                 ]
+    # Labels, alternative names and types of the entities the facts use; a name resolved
+    # to a used entity (e.g. "Earhart" for Amelia Earhart) is kept as skos:altLabel.
+    for ref in entities.values():
+        if ref.iri not in used:
+            continue
+        iri = _iri(ref.iri)
+        if ref.iri not in seen_entities:
+            seen_entities.add(ref.iri)
+            out.append((iri, _iri(str(RDFS.label)), nt_literal(ref.label)))
+            if ref.type_iri:
+                out.append((iri, _iri(str(RDF.type)), _iri(ref.type_iri)))
+        if ref.alias and ref.alias != ref.label:
+            out.append((iri, _iri(str(SKOS.altLabel)), nt_literal(ref.alias)))
     if out:
         out.append((doc_iri, _iri(str(RDF.type)), _iri(kgv["Conversation" if doc.is_conversation
                                                           else "Document"])))

@@ -72,6 +72,9 @@ class SentenceTransformerEmbedder:
             # A local model needs no hub; without this, transformers may still ask one.
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar in the middle of a run
             self._model = SentenceTransformer(path, device=device)
         except (OSError, ValueError) as exc:
             raise ConfigError(
