@@ -187,13 +187,7 @@ class KnowledgeStore:
         if old is not None and old.version == version:
             version = f"{version}-{int(time.time() * 1000) % 10**8}"  # forced rewrite: new name
         triples = list(dict.fromkeys(parsed.triples))
-        now = now_iso()
-        record = SourceRecord(
-            id=source_id, uri=parsed.uri, kind=kind, format=parsed.format,
-            graph=self.vocab.source_graph(source_id, version), content_hash=parsed.content_hash,
-            version=version, triple_count=len(triples),
-            imported_at=old.imported_at if old else now, updated_at=now, options=parsed.options,
-        )
+        record = self._record(parsed, kind, version, len(triples), old)
         old_graph = old.graph if old else None
         old_triples: set[Triple] | None = None
         if old is not None and (self._reasoning_active()
@@ -201,13 +195,19 @@ class KnowledgeStore:
             old_triples = {(s, p, o) for s, p, o, _ in self.backend.read_triples(old.graph)}
         journal_id = self.state.begin_write(record, old_graph)
         try:
-            swap = self._provenance_swap(record, old_graph)
-            if len(triples) <= self.settings.store.bulk_threshold:
+            if old_graph is None and len(triples) <= self.settings.store.bulk_threshold:
+                # Nothing to drop: one atomic insert of data and provenance (a parse of
+                # N-Quads is cheaper than one of a SPARQL update).
+                prov_g = str(self.vocab.provenance_graph)
+                self.backend.insert_atomic([*((s, p, o, record.graph) for s, p, o in triples),
+                                            *((s, p, o, prov_g) for s, p, o in self._provenance(record))])
+            elif len(triples) <= self.settings.store.bulk_threshold:
+                swap = self._provenance_swap(record, old_graph)
                 data = insert_data(record.graph, triples)
                 self.backend.update(f"{swap} ;\n{data}" if data else swap)
             else:
                 self.backend.bulk_insert(record.graph, triples)
-                self.backend.update(swap)
+                self.backend.update(self._provenance_swap(record, old_graph))
         except BaseException:
             # Undo what this process can; if even that fails (endpoint gone), the journal
             # entry stays and recover() finishes the rollback on the next open.
@@ -234,9 +234,55 @@ class KnowledgeStore:
             report.inferred = self._reason_delta(new_set - old_set, old_set - new_set)
         return report
 
+    def write_new_sources(self, items: Sequence[tuple[ParsedSource, str]]) -> list[ImportReport]:
+        """Several sources, none of them stored yet, in one transaction: each is in the
+        store completely or not at all, and one commit serves them all."""
+        records, quads, all_triples = [], [], []
+        prov_g = str(self.vocab.provenance_graph)
+        for parsed, kind in items:
+            if self.state.get_source(source_id_for(parsed.uri)) is not None:
+                raise StoreError(f"{parsed.uri} is stored already; write it with write_source()")
+            triples = list(dict.fromkeys(parsed.triples))
+            record = self._record(parsed, kind, parsed.version, len(triples), None)
+            records.append(record)
+            all_triples.append(triples)
+            quads += [(s, p, o, record.graph) for s, p, o in triples]
+            quads += [(s, p, o, prov_g) for s, p, o in self._provenance(record)]
+        journal = [self.state.begin_write(r, None) for r in records]
+        try:
+            self.backend.insert_atomic(quads)
+        except BaseException:
+            for r, jid in zip(records, journal):
+                self.state.abort_write(jid)
+            raise
+        reports = []
+        for r, jid, (parsed, _), triples in zip(records, journal, items, all_triples):
+            self.state.commit_write(jid, r, "added", f"{len(triples)} triples")
+            reports.append(ImportReport(str(parsed.path), "added", r.id, r.graph, len(triples),
+                                        added=len(triples)))
+        if self._reasoning_active() and reports:
+            reports[-1].inferred = self._reason_delta({t for ts in all_triples for t in ts}, set())
+        return reports
+
+    def _record(self, parsed: ParsedSource, kind: str, version: str, count: int,
+                old: SourceRecord | None) -> SourceRecord:
+        source_id = source_id_for(parsed.uri)
+        now = now_iso()
+        return SourceRecord(
+            id=source_id, uri=parsed.uri, kind=kind, format=parsed.format,
+            graph=self.vocab.source_graph(source_id, version), content_hash=parsed.content_hash,
+            version=version, triple_count=count,
+            imported_at=old.imported_at if old else now, updated_at=now, options=parsed.options,
+        )
+
     def _provenance_swap(self, record: SourceRecord, old_graph: str | None) -> str:
         """One update: drop the old version and its provenance, describe the new one."""
-        prov_g = self.vocab.provenance_graph
+        parts = self._drop_version(old_graph) if old_graph else []
+        parts.append(insert_data(str(self.vocab.provenance_graph), self._provenance(record)))
+        return " ;\n".join(parts)
+
+    def _provenance(self, record: SourceRecord) -> list[Triple]:
+        """PROV-O description of one source version (in the provenance graph)."""
         g, src = f"<{record.graph}>", f"<{record.uri}>"
         activity = f"<{self.vocab.RUN}{record.id}/{record.version}>"
         dt = str(XSD.dateTime)
@@ -255,9 +301,7 @@ class KnowledgeStore:
             (src, f"<{RDF.type}>", f"<{PROV.Entity}>"),
             (src, f"<{RDFS.label}>", nt_literal(record.uri.rsplit("/", 1)[-1])),
         ]
-        parts = self._drop_version(old_graph) if old_graph else []
-        parts.append(insert_data(str(prov_g), prov))
-        return " ;\n".join(parts)
+        return prov
 
     def _drop_version(self, graph: str) -> list[str]:
         """Update operations removing one source version and its provenance."""

@@ -43,6 +43,9 @@ class GraphBackend(Protocol):
     def update(self, sparql: str) -> None:
         """Run one SPARQL 1.1 update request as one transaction where the backend can."""
 
+    def insert_atomic(self, quads: Sequence[tuple[str, str, str, str]]) -> None:
+        """Add quads ``(s, p, o, graph)`` in one transaction."""
+
     def bulk_insert(self, graph: str, triples: Sequence[Triple]) -> None:
         """Add many triples to ``graph`` as fast as the backend allows (not atomic)."""
 

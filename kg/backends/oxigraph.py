@@ -166,6 +166,15 @@ class OxigraphBackend:
         except OSError as exc:
             raise StoreError(f"the store refused the update: {exc}") from exc
 
+    def insert_atomic(self, quads: Sequence[tuple[str, str, str, str]]) -> None:
+        if not quads:
+            return
+        text = "".join(f"{s} {p} {o} <{g}> .\n" for s, p, o, g in quads)
+        try:
+            self._inner.load(text, format=ox.RdfFormat.N_QUADS)  # one transaction
+        except SyntaxError as exc:
+            raise StoreError(f"invalid data for the store: {exc}") from exc
+
     def bulk_insert(self, graph: str, triples: Sequence[Triple]) -> None:
         if not triples:
             return

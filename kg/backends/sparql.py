@@ -281,6 +281,16 @@ class SparqlBackend:
         return found
 
     # -- writes -------------------------------------------------------------------
+    def insert_atomic(self, quads: Sequence[tuple[str, str, str, str]]) -> None:
+        """One update request (Virtuoso runs it as one transaction), one INSERT DATA per
+        graph so big ones are split the way :meth:`update` splits them."""
+        by_graph: dict[str, list[Triple]] = {}
+        for s, p, o, g in quads:
+            by_graph.setdefault(g, []).append((s, p, o))
+        text = " ;\n".join(insert_data(g, ts) for g, ts in by_graph.items())
+        if text:
+            self.update(text)
+
     def update(self, sparql: str) -> None:
         text = self.prepare_update(sparql)
         if self.virtuoso:  # pass INSERT DATA constants as one dictionary: ~30x faster

@@ -6,13 +6,15 @@ sentence it came from and how confident the extractor was::
     <…/statement/ab12…> a rdf:Statement ;
         rdf:subject s ; rdf:predicate p ; rdf:object o ;
         prov:wasDerivedFrom <file:///doc.txt#char=120,188> ;
-        kgv:confidence "0.82"^^xsd:decimal ; kgv:extractor "spacy" .
+        kgv:confidence "0.82"^^xsd:decimal ; kgv:phrase "was born in" .
     <file:///doc.txt#char=120,188> a kgv:Sentence ; kgv:text "…" ;
         kgv:start 120 ; kgv:end 188 ; kgv:document <file:///doc.txt> .
+    <file:///doc.txt> a kgv:Document ; kgv:extractor "spacy" .
 
 Sentence IRIs use RFC 5147 ``#char=start,end`` fragments. Conversation facts add
-``kgv:turn <…#turn=3>`` whose ``kgv:speaker`` names who said it. Reification (not
-RDF-star) keeps every SPARQL 1.1 backend able to store and query it.
+``kgv:turn <…#turn=3>`` whose ``kgv:speaker`` names who said it (and
+``prov:wasAttributedTo`` an agent). Reification (not RDF-star) keeps every SPARQL 1.1
+backend able to store and query it.
 """
 
 from __future__ import annotations
@@ -38,8 +40,15 @@ class EntityRef:
     type_iri: str    # class IRI ("" when untyped)
 
 
-def _iri(x: str) -> str:
+def _iri(x: object) -> str:
     return f"<{x}>"
+
+
+# Terms used for every fact, as N-Triples strings once.
+A, LABEL, ALT = _iri(RDF.type), _iri(RDFS.label), _iri(SKOS.altLabel)
+STATEMENT, SUBJ, PRED, OBJ = _iri(RDF.Statement), _iri(RDF.subject), _iri(RDF.predicate), _iri(RDF.object)
+DERIVED, ATTRIBUTED, AGENT = _iri(PROV.wasDerivedFrom), _iri(PROV.wasAttributedTo), _iri(PROV.Agent)
+DECIMAL, INTEGER = str(XSD.decimal), str(XSD.integer)
 
 
 def statement_iri(vocab: Vocabulary, doc_uri: str, triple: Triple, span: tuple[int, int]) -> str:
@@ -59,15 +68,16 @@ def document_triples(
 ) -> list[Triple]:
     """All triples of one document's graph. ``entities`` maps Mention.name → EntityRef;
     facts whose subject or object did not resolve are left out."""
-    kgv = vocab.KGV
+    k = {name: _iri(vocab.KGV[name]) for name in (
+        "confidence", "phrase", "Sentence", "text", "start", "end", "document", "turn",
+        "speaker", "extractor", "Conversation", "Document")}
     out: list[Triple] = []
-    seen_entities: set[str] = set()
-    seen_relations: set[str] = set()
-    seen_sentences: set[tuple[int, int]] = set()
-    seen_turns: set[str] = set()
-    doc_iri = _iri(doc.uri)
-
+    relations: set[str] = set()
+    sentences: set[tuple[int, int]] = set()
+    turns: set[str] = set()
+    extractors: set[str] = set()
     used: set[str] = set()
+    doc_iri = _iri(doc.uri)
 
     def entity(m: Mention) -> str | None:
         ref = entities.get(m.name)
@@ -78,71 +88,55 @@ def document_triples(
 
     for fact in facts:
         s = entity(fact.subject)
-        if isinstance(fact.object, Literal):
-            o: str | None = nt_literal(fact.object.value, fact.object.datatype)
-        else:
-            o = entity(fact.object)
+        o = (nt_literal(fact.object.value, fact.object.datatype) if isinstance(fact.object, Literal)
+             else entity(fact.object))
         if s is None or o is None:
             continue
         p_iri = relation_iri(vocab, fact)
         p = _iri(p_iri)
-        if p_iri not in seen_relations:
-            seen_relations.add(p_iri)
-            out.append((p, _iri(str(RDFS.label)), nt_literal(fact.relation)))
-        out.append((s, p, o))
+        if p_iri not in relations:
+            relations.add(p_iri)
+            out.append((p, LABEL, nt_literal(fact.relation)))
+        extractors.add(fact.extractor)
         start, end = fact.sentence
         sent = _iri(f"{doc.uri}#char={start},{end}")
         st = _iri(statement_iri(vocab, doc.uri, (s, p, o), fact.sentence))
-        out += [
-            (st, _iri(str(RDF.type)), _iri(str(RDF.Statement))),
-            (st, _iri(str(RDF.subject)), s),
-            (st, _iri(str(RDF.predicate)), p),
-            (st, _iri(str(RDF.object)), o),
-            (st, _iri(str(PROV.wasDerivedFrom)), sent),
-            (st, _iri(kgv["confidence"]), nt_literal(f"{fact.confidence:.3f}", str(XSD.decimal))),
-            (st, _iri(kgv["extractor"]), nt_literal(fact.extractor)),
-        ]
+        out += [(s, p, o), (st, A, STATEMENT), (st, SUBJ, s), (st, PRED, p), (st, OBJ, o),
+                (st, DERIVED, sent), (st, k["confidence"], nt_literal(f"{fact.confidence:.3f}", DECIMAL))]
         if fact.relation_phrase:
-            out.append((st, _iri(kgv["phrase"]), nt_literal(fact.relation_phrase)))
-        if fact.sentence not in seen_sentences:
-            seen_sentences.add(fact.sentence)
-            integer = str(XSD.integer)
-            out += [
-                (sent, _iri(str(RDF.type)), _iri(kgv["Sentence"])),
-                (sent, _iri(kgv["text"]), nt_literal(doc.text[start:end])),
-                (sent, _iri(kgv["start"]), nt_literal(str(start), integer)),
-                (sent, _iri(kgv["end"]), nt_literal(str(end), integer)),
-                (sent, _iri(kgv["document"]), doc_iri),
-            ]
+            out.append((st, k["phrase"], nt_literal(fact.relation_phrase)))
+        if fact.sentence not in sentences:
+            sentences.add(fact.sentence)
+            out += [(sent, A, k["Sentence"]), (sent, k["text"], nt_literal(doc.text[start:end])),
+                    (sent, k["start"], nt_literal(str(start), INTEGER)),
+                    (sent, k["end"], nt_literal(str(end), INTEGER)), (sent, k["document"], doc_iri)]
         if fact.turn is not None:
             turn = _iri(f"{doc.uri}#turn={fact.turn}")
-            out.append((st, _iri(kgv["turn"]), turn))
-            if fact.turn not in seen_turns:
-                seen_turns.add(fact.turn)
+            out.append((st, k["turn"], turn))
+            if fact.turn not in turns:
+                turns.add(fact.turn)
                 speaker = fact.speaker or "unknown"
                 agent = _iri(f"{vocab.base}agent/{name_to_segment(speaker)}")
-                out += [
-                    (turn, _iri(kgv["speaker"]), nt_literal(speaker)),
-                    (turn, _iri(str(PROV.wasAttributedTo)), agent),
-                    (agent, _iri(str(RDF.type)), _iri(str(PROV.Agent))),
-                    (agent, _iri(str(RDFS.label)), nt_literal(speaker)),
-                ]
+                out += [(turn, k["speaker"], nt_literal(speaker)), (turn, ATTRIBUTED, agent),
+                        (agent, A, AGENT), (agent, LABEL, nt_literal(speaker))]
+
     # Labels, alternative names and types of the entities the facts use; a name resolved
     # to a used entity (e.g. "Earhart" for Amelia Earhart) is kept as skos:altLabel.
+    described: set[str] = set()
     for ref in entities.values():
         if ref.iri not in used:
             continue
         iri = _iri(ref.iri)
-        if ref.iri not in seen_entities:
-            seen_entities.add(ref.iri)
-            out.append((iri, _iri(str(RDFS.label)), nt_literal(ref.label)))
+        if ref.iri not in described:
+            described.add(ref.iri)
+            out.append((iri, LABEL, nt_literal(ref.label)))
             if ref.type_iri:
-                out.append((iri, _iri(str(RDF.type)), _iri(ref.type_iri)))
+                out.append((iri, A, _iri(ref.type_iri)))
         if ref.alias and ref.alias != ref.label:
-            out.append((iri, _iri(str(SKOS.altLabel)), nt_literal(ref.alias)))
+            out.append((iri, ALT, nt_literal(ref.alias)))
     if out:
-        out.append((doc_iri, _iri(str(RDF.type)), _iri(kgv["Conversation" if doc.is_conversation
-                                                          else "Document"])))
+        out.append((doc_iri, A, k["Conversation" if doc.is_conversation else "Document"]))
+        out += [(doc_iri, k["extractor"], nt_literal(name)) for name in sorted(extractors)]
         if doc.title:
-            out.append((doc_iri, _iri(str(RDFS.label)), nt_literal(doc.title)))
+            out.append((doc_iri, LABEL, nt_literal(doc.title)))
     return list(dict.fromkeys(out))

@@ -7,6 +7,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Iterable
 
 from kg.vocab import Vocabulary
@@ -72,12 +73,14 @@ _NUMBER_WORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=200_000)
 def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
 
 
-def _tokens(name: str) -> list[str]:
+@lru_cache(maxsize=200_000)
+def _tokens(name: str) -> tuple[str, ...]:
     text = _fold(name)
     text = _POSSESSIVE.sub("", text)              # Hanks's, Hanks' → hanks
     text = _DROP.sub("", text)                    # U.S. → us, O'Brien → obrien
@@ -87,7 +90,7 @@ def _tokens(name: str) -> list[str]:
         tokens = tokens[1:]
     while len(tokens) > 1 and tokens[-1] in _DESIGNATORS:
         tokens = tokens[:-1]
-    return tokens
+    return tuple(tokens)  # cached: immutable
 
 
 def normalise_name(name: str) -> str:
@@ -106,6 +109,7 @@ class _PersonName:
         return " ".join(self.tokens + ((self.suffix,) if self.suffix else ()))
 
 
+@lru_cache(maxsize=200_000)
 def _person(name: str) -> _PersonName:
     tokens = _tokens(name)
     while len(tokens) > 1 and tokens[0] in _TITLES:
@@ -161,13 +165,25 @@ def _ratio(a: str, b: str) -> float:
     return SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
+@lru_cache(maxsize=200_000)
+def _near(x: str, y: str) -> bool:
+    """Two words nearly equal; cheap upper bounds first (difflib's ratio is the cost)."""
+    if x == y:
+        return True
+    shorter, total = min(len(x), len(y)), len(x) + len(y)
+    if shorter < 4 or 2 * shorter < _WORD_SIMILARITY * total:
+        return False
+    m = SequenceMatcher(None, x, y, autojunk=False)
+    return m.quick_ratio() >= _WORD_SIMILARITY and m.ratio() >= _WORD_SIMILARITY
+
+
 def _each_has_counterpart(ta: list[str], tb: list[str]) -> bool:
     """Every word of one side is (nearly) a word of the other: "Theatre"~"Theater",
     "Tibetans"~"Tibetan", but "Rural Oahu Association" has no counterpart for "rural"."""
-    return all(any(x == y or (min(len(x), len(y)) >= 4 and _ratio(x, y) >= _WORD_SIMILARITY)
-                   for y in tb) for x in ta)
+    return all(any(_near(x, y) for y in tb) for x in ta)
 
 
+@lru_cache(maxsize=200_000)
 def string_similarity(a: str, b: str) -> float:
     """0..1: difflib ratio of the sorted content words (or of the plain keys, if higher).
     0 when the names carry different numbers ("World War I"/"II"), when either is shorter

@@ -142,6 +142,9 @@ class _Entity:
         return not (self.labels or self.alts or self.types)
 
 
+_POOL_WORD_LIMIT = 256  # a word shared by more entities than this is too common to block on
+
+
 @dataclass
 class _Scratch:
     """What one resolve() call has decided so far, seen on top of the registry."""
@@ -154,8 +157,6 @@ class _Scratch:
     surnames: dict[str, set[str]] = field(default_factory=dict)
     people: dict[str, set[str]] = field(default_factory=dict)    # surname → iris named in full
     words: dict[str, set[str]] = field(default_factory=dict)
-    vector_owners: list[tuple[str, str]] = field(default_factory=list)
-    vectors: list[np.ndarray] = field(default_factory=list)
 
 
 # -- the resolver ------------------------------------------------------------------
@@ -202,6 +203,7 @@ class EntityResolver:
         self._surnames: dict[str, set[str]] = {}
         self._words: dict[str, set[str]] = {}
         self._ids: dict[int, tuple[str, str]] = {}
+        self._pending: set[int] = set()     # alias ids not yet embedded into the index
         if len(self.index):
             raise ValueError("EntityResolver needs an empty vector index (the registry fills "
                              "it); load a saved resolver with EntityResolver.from_disk()")
@@ -282,22 +284,12 @@ class EntityResolver:
             pairs.append((surface, ner or "", type_class(ner or "")))
         distinct = sorted({(s, c) for s, _, c in pairs},
                           key=lambda sc: (-_order_tokens(*sc), normalise_name(sc[0]), sc[1], sc[0]))
-        names = sorted({s for s, _ in distinct})
-        vectors = dict(zip(names, self.embedder.embed(names))) if names else {}
-        fuzzy = sorted({s for s, c in distinct if c not in _EXACT_ONLY and c != "Person"})
-        hits: dict[str, list[tuple[float, str, str]]] = {}
-        if fuzzy and len(self.index):
-            k = min(self.candidates, len(self.index))
-            scores, ids = self.index.search(np.stack([vectors[s] for s in fuzzy]), k)
-            for s, row_scores, row_ids in zip(fuzzy, scores, ids):
-                hits[s] = [(round(float(sc), 4), *self._ids[int(i)])
-                           for sc, i in zip(row_scores, row_ids) if i >= 0 and int(i) in self._ids]
         scratch = _Scratch(short_names=scope)
         decided: dict[tuple[str, str], ResolvedEntity] = {}
         for surface, cls in distinct:
-            result = self._decide(surface, cls, vectors[surface], hits.get(surface, []), scratch)
+            result = self._decide(surface, cls, scratch)
             decided[(surface, cls)] = result
-            self._note(scratch, result, cls, vectors[surface])
+            self._note(scratch, result, cls)
         out = []
         for surface, ner, cls in pairs:
             r = decided[(surface, cls)]
@@ -335,8 +327,7 @@ class EntityResolver:
             return surface in self._v_aliases(s, iri)
         return False
 
-    def _decide(self, surface: str, cls: str, vector: np.ndarray,
-                hits: list[tuple[float, str, str]], s: _Scratch) -> ResolvedEntity:
+    def _decide(self, surface: str, cls: str, s: _Scratch) -> ResolvedEntity:
         def result(iri: str, rule: str, score: float = 1.0, sscore: float = 1.0) -> ResolvedEntity:
             new = iri not in self._entities
             return ResolvedEntity(iri, "", surface, cls, new, rule in ("person", "embedding"),
@@ -382,8 +373,10 @@ class EntityResolver:
                 if len(fits) == 1 and (len(person.tokens) >= 2 or self._v_lookup(
                         self._words, s.words, person.tokens[0]) == {fits[0]}):
                     return result(fits[0], "person")
-        elif not ambiguous and cls not in _EXACT_ONLY:
-            best = self._best_neighbour(surface, cls, vector, hits, s)
+        elif not ambiguous and cls not in _EXACT_ONLY and cls != "Thing":
+            # Untyped noun chunks ("the film") merge by exact name only: near-spellings of
+            # common nouns are different things far more often than the same one.
+            best = self._best_neighbour(surface, cls, s)
             if best is not None:
                 cos, sim, iri = best
                 return result(iri, "embedding", cos, sim)
@@ -399,42 +392,64 @@ class EntityResolver:
             iri = self.vocab.entity(f"{label} ({cls})" if n == 2 else f"{label} ({cls} {n - 1})")
         return result(iri, "new")
 
-    def _best_neighbour(self, surface: str, cls: str, vector: np.ndarray,
-                        hits: list[tuple[float, str, str]], s: _Scratch) -> tuple[float, float, str] | None:
-        candidates = list(hits)
-        if s.vectors:
-            scores = np.stack(s.vectors) @ vector
-            candidates += [(round(float(sc), 4), iri, alias)
-                           for sc, (iri, alias) in zip(scores, s.vector_owners)]
-        best: dict[str, tuple[float, float]] = {}
-        for cos, iri, alias in candidates:
-            if cos < self.similarity or self._v_class(s, iri) != cls:
+    def _best_neighbour(self, surface: str, cls: str, s: _Scratch) -> tuple[float, float, str] | None:
+        """The most similar known entity of the same class whose alias passes the string
+        check *and* is close in embedding space.
+
+        Every alias that can pass the string check shares words with ``surface``, so
+        candidates come from the word index and only
+        the few pairs that pass the cheap string check are embedded (cached) and compared
+        exactly. No index lookup, no top-k cut-off: the decision depends on the registry's
+        contents only, and names with no lexical neighbour cost no embedding at all."""
+        words = [w for w in _tokens(surface) if w]
+        if not words:
+            return None
+        postings = sorted((p for p in (self._v_lookup(self._words, s.words, w) for w in words) if p),
+                          key=len)
+        if not postings:
+            return None
+        # Every word of a passing alias nearly matches one of ``surface``'s, usually exactly:
+        # the entities sharing any of its uncommon words (or else its rarest one) are the pool.
+        pool = set().union(*(p for p in postings if len(p) <= _POOL_WORD_LIMIT)) or postings[0]
+        passing: list[tuple[str, str, float]] = []
+        for iri in sorted(pool):
+            if self._v_class(s, iri) != cls:
                 continue
-            sim = round(string_similarity(surface, alias), 4)
-            if sim >= self.string_similarity and (cos, sim) > best.get(iri, (-1.0, -1.0)):
+            for alias in sorted(self._v_aliases(s, iri)):
+                sim = round(string_similarity(surface, alias), 4)
+                if sim >= self.string_similarity:
+                    passing.append((iri, alias, sim))
+        if not passing:
+            return None
+        vectors = self.embedder.embed([surface, *(alias for _, alias, _ in passing)])
+        scores = vectors[1:] @ vectors[0]
+        best: dict[str, tuple[float, float]] = {}
+        for (iri, _, sim), score in zip(passing, scores):
+            cos = round(float(score), 4)
+            if cos >= self.similarity and (cos, sim) > best.get(iri, (-1.0, -1.0)):
                 best[iri] = (cos, sim)
         if not best:
             return None
         iri, (cos, sim) = min(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
         return cos, sim, iri
 
-    def _note(self, s: _Scratch, r: ResolvedEntity, cls: str, vector: np.ndarray) -> None:
+    def _note(self, s: _Scratch, r: ResolvedEntity, cls: str) -> None:
         """Make a decision visible to the rest of the call."""
         iri, surface = r.iri, r.alias
         if not self._v_exists(s, iri):
             s.labels[iri] = _canonical(surface)
             s.classes[iri] = cls
             if s.labels[iri] != surface:
-                self._note_alias(s, iri, s.labels[iri], vector)
+                self._note_alias(s, iri, s.labels[iri])
         elif cls != "Thing" and self._v_class(s, iri) == "Thing":
             s.classes[iri] = cls                      # an untyped entity gets its type
         if cls == "Person" and self._v_class(s, iri) == "Person":
             person = _person(surface)
             if len(person.tokens) >= 2:
                 s.people.setdefault(person.tokens[-1], set()).add(iri)
-        self._note_alias(s, iri, surface, vector)
+        self._note_alias(s, iri, surface)
 
-    def _note_alias(self, s: _Scratch, iri: str, surface: str, vector: np.ndarray) -> None:
+    def _note_alias(self, s: _Scratch, iri: str, surface: str) -> None:
         if surface in self._v_aliases(s, iri):
             return
         s.aliases.setdefault(iri, set()).add(surface)
@@ -445,8 +460,6 @@ class EntityResolver:
             s.surnames.setdefault(person.tokens[-1], set()).add(iri)
         for word in _tokens(surface):
             s.words.setdefault(word, set()).add(iri)
-        s.vector_owners.append((iri, surface))
-        s.vectors.append(vector)
 
     # -- support: register / release / rebuild ----------------------------------------
     def register(self, source_id: str, entities: Iterable[ResolvedEntity]) -> list[str]:
@@ -473,8 +486,8 @@ class EntityResolver:
                 raise ValueError(f"rebuild rows carry rdfs:label, skos:altLabel or rdf:type, "
                                  f"not {pred!r}")
             by_source.setdefault(str(source), set()).add((str(iri), code, str(value)))
-        self.index.remove(self._index_ids())
-        self._facts, self._entities, self._ids = {}, {}, {}
+        self.index.remove(np.asarray(sorted(set(self._ids) - self._pending), dtype=np.int64))
+        self._facts, self._entities, self._ids, self._pending = {}, {}, {}, set()
         self._keys, self._surnames, self._words = {}, {}, {}
         self._apply([(src, f) for src, facts in by_source.items() for f in facts], [])
         if stamp is not None:
@@ -527,18 +540,42 @@ class EntityResolver:
             if entity.empty():
                 del self._entities[iri]
                 dropped.append(iri)
+        # The label index follows lazily (sync_index): embedding every new name as it
+        # arrives would cost more than parsing the documents.
         if index:
-            self.index.remove(np.asarray(gone_ids, dtype=np.int64))
-            self._index_pairs(new_pairs)
+            in_index = [i for i in gone_ids if i not in self._pending]
+            self.index.remove(np.asarray(in_index, dtype=np.int64))
+        self._pending.difference_update(gone_ids)
+        self._pending.update(_alias_id(i, a) for i, a in new_pairs)
         return dropped
 
-    def _index_pairs(self, pairs: list[tuple[str, str]]) -> None:
-        if not pairs:
-            return
-        texts = sorted({alias for _, alias in pairs})
+    # -- the label index: fuzzy lookup of names (question linking) ---------------------
+    @property
+    def pending(self) -> int:
+        """Aliases registered but not yet in the label index."""
+        return len(self._pending)
+
+    def sync_index(self) -> int:
+        """Embed the aliases added since the last sync (batched, through the cache) into
+        the label index; returns how many were added."""
+        ids = sorted(i for i in self._pending if i in self._ids)
+        self._pending.clear()
+        if not ids:
+            return 0
+        texts = sorted({self._ids[i][1] for i in ids})
         by_text = dict(zip(texts, self.embedder.embed(texts)))
-        self.index.add(np.asarray([_alias_id(i, a) for i, a in pairs], dtype=np.int64),
-                       np.stack([by_text[a] for _, a in pairs]))
+        self.index.add(np.asarray(ids, dtype=np.int64),
+                       np.stack([by_text[self._ids[i][1]] for i in ids]))
+        return len(ids)
+
+    def search_labels(self, texts: Sequence[str], k: int = 5) -> list[list[tuple[float, str, str]]]:
+        """For each text, the ``k`` closest known names: ``(cosine, iri, alias)``."""
+        self.sync_index()
+        if not texts or not len(self.index):
+            return [[] for _ in texts]
+        scores, ids = self.index.search(self.embedder.embed(list(texts)), min(k, len(self.index)))
+        return [[(round(float(sc), 4), *self._ids[int(i)]) for sc, i in zip(row_s, row_i)
+                 if i >= 0 and int(i) in self._ids] for row_s, row_i in zip(scores, ids)]
 
     # -- persistence ---------------------------------------------------------------
     def to_disk(self, path: str | Path) -> None:
@@ -594,13 +631,11 @@ class EntityResolver:
         rows = [(src, (iri, pred, value)) for src, iri, pred, value in facts["facts"]]
         resolver._apply(rows, [], index=False)
         expected = set(resolver._ids)
-        if index is not None and len(index) == len(expected) and (
-            not hasattr(index, "ids") or set(index.ids().tolist()) == expected
-        ):
+        if index is not None:
+            held = set(index.ids().tolist()) if hasattr(index, "ids") else set()
+            index.remove(np.asarray(sorted(held - expected), dtype=np.int64))
             resolver.index = index
-        else:
-            pairs = sorted(resolver._ids.values())
-            resolver._index_pairs(pairs)
+            resolver._pending = expected - held   # embedded later, by sync_index()
         return resolver
 
 

@@ -292,7 +292,10 @@ def test_rebuild_reproduces_registry_and_decisions(minilm: SentenceTransformerEm
     rebuilt.rebuild(reversed(graph), stamp="42")
     assert rebuilt.stamp == "42"
     assert rebuilt.snapshot() == live.snapshot()
-    assert len(rebuilt.index) == len(live.index) == sum(len(i.aliases) for i in live.snapshot().values())
+    aliases = sum(len(i.aliases) for i in live.snapshot().values())
+    assert rebuilt.pending == live.pending == aliases      # the label index fills lazily …
+    assert rebuilt.sync_index() == live.sync_index() == aliases
+    assert len(rebuilt.index) == len(live.index) == aliases and rebuilt.pending == 0
     probe = [("Theater Royal", "FAC"), ("Hanks", "PERSON"), ("Paris", "PERSON"),
              ("Oxford Univ.", "ORG"), ("Tom Hanks", ""), ("Royal Theatre", "FAC")]
     assert rebuilt.resolve(probe) == live.resolve(probe)
@@ -300,12 +303,19 @@ def test_rebuild_reproduces_registry_and_decisions(minilm: SentenceTransformerEm
         rebuilt.rebuild([("a", ent("X"), "http://schema.org/name", "X")])
 
 
+def test_label_search_finds_fuzzy_names(resolver: EntityResolver) -> None:
+    ingest(resolver, "a", [("Tom Hanks", "PERSON"), ("Paris", "GPE"), ("Theatre Royal", "FAC")])
+    [hits] = resolver.search_labels(["Theater Royale"], k=2)
+    assert hits[0][1:] == (ent("Theatre Royal"), "Theatre Royal") and hits[0][0] > hits[1][0]
+    assert resolver.pending == 0 and len(resolver.index) == 3
+
+
 def test_release_garbage_collects(resolver: EntityResolver) -> None:
     ingest(resolver, "a", [("Tom Hanks", "PERSON"), ("Paris", "GPE")])
     ingest(resolver, "b", [("Tom Hanks", "PERSON"), ("Hanks", "PERSON"), ("Apple", "ORG")])
     assert resolver.release("b") == [ent("Apple")]
     assert ent("Apple") not in resolver and resolver.info(ent("Tom Hanks")).aliases == ("Tom Hanks",)
-    assert len(resolver.index) == 2
+    assert resolver.sync_index() == 2 and len(resolver.index) == 2
     # The alias went with its source: "Hanks" alone no longer reaches Tom Hanks.
     assert resolver.resolve([("Hanks", "PERSON")])[0].iri == ent("Hanks")
     assert resolver.release("a") == [ent("Paris"), ent("Tom Hanks")]
@@ -326,6 +336,7 @@ def test_to_disk_from_disk_round_trip(minilm: SentenceTransformerEmbedder, tmp_p
     for source, doc in (("a", DOC_A), ("b", DOC_B), ("c", DOC_C)):
         ingest(live, source, doc)
     live.stamp = "17"
+    live.sync_index()
     live.to_disk(tmp_path / "entities")
     live.to_disk(tmp_path / "entities")                        # overwriting is fine
     counting = CountingEmbedder(minilm)
@@ -337,11 +348,12 @@ def test_to_disk_from_disk_round_trip(minilm: SentenceTransformerEmbedder, tmp_p
     files = sorted(p.name for p in (tmp_path / "entities").iterdir())
     assert len(files) == 3 and "meta.json" in files
 
-    # A missing index is re-made from the facts (through the embedder).
+    # A missing index is re-made from the facts (through the embedder) when needed.
     meta = json.loads((tmp_path / "entities" / "meta.json").read_text())
     (tmp_path / "entities" / meta["index"]).unlink()
     again = EntityResolver.from_disk(tmp_path / "entities", VOCAB, counting)
-    assert again.snapshot() == live.snapshot() and len(again.index) == len(live.index)
+    assert again.snapshot() == live.snapshot() and again.pending == len(live.index)
+    assert again.sync_index() == len(live.index) == len(again.index)
     assert again.resolve(probe) == live.resolve(probe)
     with pytest.raises(StoreError):
         EntityResolver.from_disk(tmp_path / "nothing-here", VOCAB, minilm)
@@ -381,7 +393,7 @@ def test_open_resolver_default_embedder_is_cached_minilm(tmp_path: Path) -> None
         ingest(r, "a", [("Tom Hanks", "PERSON")])
     assert (tmp_path / "idx" / "embeddings.sqlite").is_file()
     with pytest.raises(StoreError):
-        r.resolve([("Paris", "GPE")])                                       # closed
+        r.search_labels(["Paris"])                                          # closed
 
 
 def test_cached_embedder_never_embeds_a_text_twice(minilm: SentenceTransformerEmbedder, tmp_path: Path) -> None:
