@@ -133,21 +133,33 @@ class StateDB:
 
     # -- sources ------------------------------------------------------------------
     def get_source(self, key: str) -> SourceRecord | None:
-        """By id, URI, or a unique id prefix."""
+        """By id or URI, exactly (an indexed lookup)."""
         row = self._conn.execute(
             "SELECT * FROM sources WHERE id = ? OR uri = ?", (key, key)
         ).fetchone()
-        if row is None:
+        return SourceRecord.from_row(row) if row else None
+
+    def find_source(self, key: str) -> SourceRecord | None:
+        """By id, URI, or an id prefix that names exactly one source (for people typing)."""
+        record = self.get_source(key)
+        if record is None:
             rows = self._conn.execute(
-                "SELECT * FROM sources WHERE id LIKE ? ESCAPE '\\'",
+                "SELECT * FROM sources WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
                 (key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
             ).fetchall()
-            row = rows[0] if len(rows) == 1 else None
-        return SourceRecord.from_row(row) if row else None
+            record = SourceRecord.from_row(rows[0]) if len(rows) == 1 else None
+        return record
 
     def sources(self) -> list[SourceRecord]:
         rows = self._conn.execute("SELECT * FROM sources ORDER BY imported_at, id").fetchall()
         return [SourceRecord.from_row(r) for r in rows]
+
+    def versions(self, kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(id, version) of every source of these kinds, by id."""
+        marks = ",".join("?" * len(kinds))
+        rows = self._conn.execute(
+            f"SELECT id, version FROM sources WHERE kind IN ({marks}) ORDER BY id", kinds).fetchall()
+        return [(r["id"], r["version"]) for r in rows]
 
     # -- journal: a source write in flight ----------------------------------------
     def begin_write(self, record: SourceRecord, old_graph: str | None) -> int:

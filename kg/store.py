@@ -313,7 +313,7 @@ class KnowledgeStore:
         ]
 
     def remove_source(self, key: str) -> ImportReport:
-        record = self.state.get_source(key)
+        record = self.state.find_source(key)
         if record is None:
             raise KgchatError(f"no source {key!r}; `kgchat sources list` shows the ids")
         removed: list[Triple] = []
@@ -337,7 +337,7 @@ class KnowledgeStore:
         return self.state.sources()
 
     def source(self, key: str) -> SourceRecord | None:
-        return self.state.get_source(key)
+        return self.state.find_source(key)
 
     # -- queries -------------------------------------------------------------------
     def query(self, text: str, *, allow_update: bool = False, allow_service: bool | None = None,

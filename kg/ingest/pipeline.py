@@ -315,7 +315,7 @@ def index_dir(store: KnowledgeStore) -> Path:
 def documents_stamp(store: KnowledgeStore) -> str:
     """Identifies the set of document versions in the store: the entity index is valid
     exactly when it was saved with the current stamp."""
-    versions = sorted((r.id, r.version) for r in store.sources() if r.kind in DOCUMENT_KINDS)
+    versions = store.state.versions(DOCUMENT_KINDS)
     return hashlib.sha256(json.dumps(versions).encode()).hexdigest()[:16]
 
 

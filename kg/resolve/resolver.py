@@ -57,6 +57,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -169,7 +170,7 @@ class EntityResolver:
     :meth:`from_disk` to decide whether to :meth:`rebuild`.
     """
 
-    FORMAT = 1
+    FORMAT = 2  # facts in SQLite, written as they change
 
     def __init__(
         self,
@@ -198,6 +199,9 @@ class EntityResolver:
         self.stamp = ""
         self._class_iris = {str(vocab.KGV[c]): c for c in CLASSES}
         self._facts: dict[str, set[tuple[str, str, str]]] = {}
+        self._db: sqlite3.Connection | None = None   # where the facts persist, once attached
+        self._db_path: Path | None = None
+        self._index_dirty = True
         self._entities: dict[str, _Entity] = {}
         self._keys: dict[str, set[str]] = {}
         self._surnames: dict[str, set[str]] = {}
@@ -214,7 +218,10 @@ class EntityResolver:
         return str(self.vocab.KGV[type_class(ner_label)])
 
     def close(self) -> None:
-        """Close the embedder if it holds resources (a :class:`CachedEmbedder`)."""
+        """Close the facts database and the embedder if it holds resources."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
         close = getattr(self.embedder, "close", None)
         if close is not None:
             close()
@@ -489,14 +496,32 @@ class EntityResolver:
         self.index.remove(np.asarray(sorted(set(self._ids) - self._pending), dtype=np.int64))
         self._facts, self._entities, self._ids, self._pending = {}, {}, {}, set()
         self._keys, self._surnames, self._words = {}, {}, {}
-        self._apply([(src, f) for src, facts in by_source.items() for f in facts], [])
+        adds = [(src, f) for src, facts in by_source.items() for f in facts]
+        self._apply(adds, [])
+        self._persist(adds, [], clear=True)
         if stamp is not None:
             self.stamp = stamp
 
     def _replace(self, source_id: str, facts: set[tuple[str, str, str]]) -> list[str]:
         old = self._facts.get(source_id, set())
-        return self._apply([(source_id, f) for f in facts - old],
-                           [(source_id, f) for f in old - facts])
+        adds = [(source_id, f) for f in facts - old]
+        removes = [(source_id, f) for f in old - facts]
+        dropped = self._apply(adds, removes)
+        self._persist(adds, removes)
+        return dropped
+
+    def _persist(self, adds: list[tuple[str, tuple[str, str, str]]],
+                 removes: list[tuple[str, tuple[str, str, str]]], *, clear: bool = False) -> None:
+        """Mirror a change of the facts into the attached database (one transaction)."""
+        if self._db is None:
+            return
+        with self._db:
+            if clear:
+                self._db.execute("DELETE FROM facts")
+            self._db.executemany("DELETE FROM facts WHERE source=? AND iri=? AND pred=? AND value=?",
+                                 [(src, *f) for src, f in removes])
+            self._db.executemany("INSERT OR IGNORE INTO facts VALUES (?,?,?,?)",
+                                 [(src, *f) for src, f in adds])
 
     def _apply(self, adds: list[tuple[str, tuple[str, str, str]]],
                removes: list[tuple[str, tuple[str, str, str]]], *, index: bool = True) -> list[str]:
@@ -544,7 +569,9 @@ class EntityResolver:
         # arrives would cost more than parsing the documents.
         if index:
             in_index = [i for i in gone_ids if i not in self._pending]
-            self.index.remove(np.asarray(in_index, dtype=np.int64))
+            if in_index:
+                self.index.remove(np.asarray(in_index, dtype=np.int64))
+                self._index_dirty = True
         self._pending.difference_update(gone_ids)
         self._pending.update(_alias_id(i, a) for i, a in new_pairs)
         return dropped
@@ -566,6 +593,7 @@ class EntityResolver:
         by_text = dict(zip(texts, self.embedder.embed(texts)))
         self.index.add(np.asarray(ids, dtype=np.int64),
                        np.stack([by_text[self._ids[i][1]] for i in ids]))
+        self._index_dirty = True
         return len(ids)
 
     def search_labels(self, texts: Sequence[str], k: int = 5) -> list[list[tuple[float, str, str]]]:
@@ -579,63 +607,82 @@ class EntityResolver:
 
     # -- persistence ---------------------------------------------------------------
     def to_disk(self, path: str | Path) -> None:
-        """Save facts, vector index and stamp under the folder ``path``. The files carry a
-        digest in their names and ``meta.json`` is replaced last, so a crash mid-write
-        leaves the previous save readable."""
+        """Save under the folder ``path``: the facts (``facts.sqlite``; once attached there,
+        every register/release already wrote its change, so saving costs what changed),
+        the label index when it changed, and ``meta.json`` with the stamp, replaced last.
+        A crash mid-save leaves a stamp that no longer matches, hence a rebuild."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        rows = sorted([src, *f] for src, facts in self._facts.items() for f in facts)
-        data = json.dumps({"format": self.FORMAT, "facts": rows}, ensure_ascii=False,
-                          separators=(",", ":")).encode("utf-8")
-        digest = hashlib.sha256(data).hexdigest()[:16]
-        facts_name, index_name = f"facts-{digest}.json", f"index-{digest}.faiss"
-        tmp = path / (facts_name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path / facts_name)
-        self.index.to_disk(path / index_name)
+        if self._db_path != path / "facts.sqlite":
+            self._attach(path / "facts.sqlite", fill=True)
+        meta_path = path / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = {}  # none yet, or unreadable: everything is written afresh
+        index_name = meta.get("index") if meta.get("format") == self.FORMAT else None
+        if self._index_dirty or not index_name or not (path / index_name).is_file():
+            index_name = f"index-{self.stamp or 'x'}-{os.getpid()}-{len(self.index)}.faiss"
+            self.index.to_disk(path / index_name)
+            self._index_dirty = False
         meta = {"format": self.FORMAT, "stamp": self.stamp, "embedder": self.embedder.name,
-                "dim": self.embedder.dim, "facts": facts_name, "index": index_name,
-                "vectors": len(self._ids)}
+                "dim": self.embedder.dim, "index": index_name, "vectors": len(self.index)}
         tmp = path / "meta.json.tmp"
         tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        os.replace(tmp, path / "meta.json")
+        os.replace(tmp, meta_path)
         for old in path.iterdir():
-            if old.name.startswith(("facts-", "index-")) and old.name not in (facts_name, index_name):
+            if old.name.startswith("index-") and old.name != index_name:
                 old.unlink()
+
+    def _attach(self, db_path: Path, *, fill: bool) -> None:
+        """Persist the facts in ``db_path`` from now on (writing all of them if ``fill``)."""
+        if self._db is not None:
+            self._db.close()
+        self._db = sqlite3.connect(str(db_path))
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a cache: no fsync per document
+        self._db.execute("CREATE TABLE IF NOT EXISTS facts (source TEXT, iri TEXT, pred TEXT, "
+                         "value TEXT, PRIMARY KEY (source, iri, pred, value))")
+        self._db_path = db_path
+        if fill:
+            self._persist([(src, f) for src, facts in self._facts.items() for f in facts], [],
+                          clear=True)
 
     @classmethod
     def from_disk(cls, path: str | Path, vocab: Vocabulary, embedder: Embedder,
                   settings: ResolveSettings | None = None, *,
                   index_type: type = FaissIndex, **kwargs: Any) -> "EntityResolver":
-        """Load what :meth:`to_disk` saved. Vectors are re-made (through the embedder,
-        so put a :class:`CachedEmbedder` in front) when the saved index is missing, for
-        another model, or does not hold exactly the saved aliases."""
+        """Load what :meth:`to_disk` saved. A missing label index, or one for another
+        model, is re-made lazily (:meth:`sync_index`)."""
         path = Path(path)
         try:
             meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-            facts = json.loads((path / meta["facts"]).read_text(encoding="utf-8"))
-        except (OSError, ValueError, KeyError) as exc:
+            if meta.get("format") != cls.FORMAT:
+                raise ValueError(f"format {meta.get('format')}, this kgchat reads {cls.FORMAT}")
+            with sqlite3.connect(str(path / "facts.sqlite")) as conn:
+                rows = conn.execute("SELECT source, iri, pred, value FROM facts").fetchall()
+        except (OSError, ValueError, KeyError, sqlite3.Error) as exc:
             raise StoreError(f"no readable entity cache in {path} ({exc}); rebuild it from "
                              f"the graph with EntityResolver.rebuild()") from exc
-        if meta.get("format") != cls.FORMAT or facts.get("format") != cls.FORMAT:
-            raise StoreError(f"entity cache in {path} has format {meta.get('format')}, this "
-                             f"kgchat reads {cls.FORMAT}; rebuild it from the graph")
         index = None
-        if meta.get("embedder") == embedder.name and meta.get("dim") == embedder.dim:
+        if meta.get("embedder") == embedder.name and meta.get("dim") == embedder.dim and meta.get("index"):
             try:
                 index = index_type.from_disk(path / meta["index"])
             except StoreError:
                 index = None
         resolver = cls(vocab, embedder, None, settings, **kwargs)
         resolver.stamp = str(meta.get("stamp", ""))
-        rows = [(src, (iri, pred, value)) for src, iri, pred, value in facts["facts"]]
-        resolver._apply(rows, [], index=False)
+        resolver._apply([(src, (iri, pred, value)) for src, iri, pred, value in rows], [], index=False)
         expected = set(resolver._ids)
         if index is not None:
             held = set(index.ids().tolist()) if hasattr(index, "ids") else set()
-            index.remove(np.asarray(sorted(held - expected), dtype=np.int64))
+            stale = sorted(held - expected)
+            if stale:
+                index.remove(np.asarray(stale, dtype=np.int64))
             resolver.index = index
             resolver._pending = expected - held   # embedded later, by sync_index()
+            resolver._index_dirty = bool(stale)
+        resolver._attach(path / "facts.sqlite", fill=False)
         return resolver
 
 
