@@ -192,10 +192,11 @@ def sparql(
 def _read_query(arg: str) -> str:
     if arg == "-":
         return sys.stdin.read()
-    path = Path(arg)
-    if len(arg) < 4096 and "\n" not in arg and path.is_file():
-        return path.read_text(encoding="utf-8")
-    return arg
+    try:
+        is_file = "\n" not in arg and Path(arg).is_file()
+    except OSError:  # e.g. a query longer than a file name may be
+        is_file = False
+    return Path(arg).read_text(encoding="utf-8") if is_file else arg
 
 
 # -- export / reason / status --------------------------------------------------------
@@ -335,7 +336,7 @@ def sources_remove(ctx: typer.Context,
 def demo(
     ctx: typer.Context,
     data: Path = typer.Option(Path(__file__).resolve().parent.parent / "data" / "sample",
-                              help="Folder of sample files to import."),
+                              help="Sample folder: kb/ is imported, docs/ ingested."),
 ) -> None:
     """The main job on the embedded default: import the sample data, reason, and answer
     multi-hop questions with SPARQL (uses --store, created when missing)."""

@@ -1,5 +1,6 @@
-"""The README's main job: import the sample data, reason over it, answer multi-hop
-questions with SPARQL. Later issues add document ingestion and generated answers here."""
+"""The README's main job: import the sample knowledge base, ingest the sample documents
+and chat transcript, reason, and answer multi-hop questions with SPARQL — facts with the
+sentences and sources behind them. Generated answers come with the QA issue."""
 
 from __future__ import annotations
 
@@ -36,6 +37,25 @@ SELECT DISTINCT ?name ?born_in WHERE {
 SELECT DISTINCT ?film WHERE {
   kg:Thomas_Jeffrey_Hanks kgr:acted_in ?f . ?f rdfs:label ?film .
 } ORDER BY ?film"""),
+    ("What do the documents say about Robert Zemeckis, and in which sentence? (extracted facts)", """
+SELECT ?relation ?object ?confidence ?sentence WHERE {
+  ?st rdf:subject kg:Robert_Zemeckis ; rdf:predicate ?p ; rdf:object ?o ;
+      kgv:confidence ?confidence ; prov:wasDerivedFrom ?s .
+  ?s kgv:text ?sentence . ?p rdfs:label ?relation .
+  OPTIONAL { ?o rdfs:label ?label } BIND(COALESCE(?label, STR(?o)) AS ?object)
+} ORDER BY ?relation"""),
+    ("Where was the director of Cast Away born, and which sources say so? (KB + documents)", """
+SELECT DISTINCT ?director ?place ?source WHERE {
+  ?film rdfs:label "Cast Away" ; kgr:directed_by ?d . ?d rdfs:label ?director .
+  GRAPH ?g { ?d kgr:born_in ?p } ?p rdfs:label ?place .
+  GRAPH kgg:provenance { ?g prov:wasDerivedFrom ?source }
+} ORDER BY ?source"""),
+    ("What did people state in the team chat, and who said it? (conversation provenance)", """
+SELECT ?speaker ?subject ?relation ?object WHERE {
+  ?st kgv:turn ?turn ; rdf:subject ?s ; rdf:predicate ?p ; rdf:object ?o .
+  ?turn kgv:speaker ?speaker . ?s rdfs:label ?subject . ?p rdfs:label ?relation .
+  OPTIONAL { ?o rdfs:label ?label } BIND(COALESCE(?label, STR(?o)) AS ?object)
+} ORDER BY ?subject ?relation"""),
     ("Which source says that Robert Zemeckis directed Forrest Gump? (provenance)", """
 SELECT ?file ?imported ?hash WHERE {
   GRAPH ?g { kg:Forrest_Gump kgr:directed_by kg:Robert_Zemeckis }
@@ -46,17 +66,29 @@ SELECT ?file ?imported ?hash WHERE {
 
 
 def run_demo(kg: KnowledgeStore, data: Path, console: Console) -> None:
-    files = sorted(p for p in Path(data).iterdir() if p.is_file() and not p.name.startswith("."))
+    kb = Path(data) / "kb"
+    files = sorted(p for p in kb.iterdir() if p.is_file() and not p.name.startswith(".")) if kb.is_dir() else []
     if not files:
-        raise KgchatError(f"no sample files in {data}")
+        raise KgchatError(f"no sample knowledge base in {kb}")
     console.rule("[bold]1. import the sample knowledge base")
     for report in kg.import_files(files):
         line = f"{report.action:9} {Path(report.path).name:12} {report.triples:5} triples"
         console.print(line if not report.error else f"[red]{report.error}[/red]")
-    console.rule("[bold]2. reason (RDFS + OWL 2 RL)")
+    docs = Path(data) / "docs"
+    if docs.is_dir():
+        console.rule("[bold]2. ingest documents and a chat transcript")
+        from kg.ingest import open_ingestor
+
+        with open_ingestor(kg, n_process=1) as ingestor:
+            summary = ingestor.ingest([str(docs)])
+        console.print(f"{summary.new} new, {summary.unchanged} unchanged, {summary.failed} failed "
+                      f"documents; {summary.facts} facts, {summary.entities_new} new entities")
+        for item, message in summary.errors:
+            console.print(f"[red]{message}[/red]")
+    console.rule("[bold]3. reason (RDFS + OWL 2 RL)")
     s = kg.reason()
     console.print(f"{s.total} inferred triples in {s.seconds:.2f} s")
-    console.rule("[bold]3. multi-hop questions, answered with SPARQL")
+    console.rule("[bold]4. multi-hop questions, answered with SPARQL")
     for question, query in QUESTIONS:
         console.print(f"\n[bold cyan]Q:[/bold cyan] {question}")
         console.print(f"[dim]{query.strip()}[/dim]")
@@ -64,7 +96,7 @@ def run_demo(kg: KnowledgeStore, data: Path, console: Console) -> None:
         assert result is not None
         write_table(result, kg.vocab.prefixes(), console)
     st = kg.status()
-    console.rule("[bold]4. the store")
+    console.rule("[bold]5. the store")
     console.print(f"{st.triples} triples ({st.asserted} asserted, {st.inferred} inferred, "
                   f"{st.provenance} provenance), {st.entities} entities, {st.sources} sources, "
                   f"{st.named_graphs} named graphs in {st.location}")

@@ -11,7 +11,7 @@ from kg.config import Settings, load_settings
 from kg.store import KnowledgeStore
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "sample"
+SAMPLE = ROOT / "data" / "sample" / "kb"
 FIXTURES = ROOT / "data" / "fixtures"
 
 

@@ -179,14 +179,20 @@ class SpacyExtractor:
             raise error
 
     def _prepare(self, doc: Document) -> str | Doc:
-        """Text, or for a conversation a tokenised Doc whose sentences break at turns."""
-        if not (doc.is_conversation and doc.turns):
+        """A tokenised Doc whose sentences break at paragraph breaks (a blank line: a
+        heading or list item is never glued to the next sentence) and, for a
+        conversation, at turn edges; plain text when there is neither."""
+        edges = {t.start for t in doc.turns} | {t.end for t in doc.turns} if doc.turns else set()
+        if not edges and "\n\n" not in doc.text and "\n-" not in doc.text:
             return doc.text
         tokens = self.nlp.make_doc(doc.text)
-        edges = {t.start for t in doc.turns} | {t.end for t in doc.turns}
         for tok in tokens[1:]:
-            # the first token at or after a turn edge opens a sentence
-            if any(tokens[tok.i - 1].idx < e <= tok.idx for e in edges):
+            prev = tokens[tok.i - 1]
+            gap = doc.text[prev.idx + len(prev.text):tok.idx]
+            if prev.is_space:
+                gap = prev.text + gap
+            # the first token at or after a turn edge or a blank line opens a sentence
+            if gap.count("\n") >= 2 or any(prev.idx < e <= tok.idx for e in edges):
                 tok.is_sent_start = True
         return tokens
 

@@ -54,7 +54,6 @@ bits (batch composition) do not flip decisions; FAISS ids are hashes of (IRI, al
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3

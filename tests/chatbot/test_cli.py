@@ -88,6 +88,12 @@ def test_sparql_from_file_and_construct(store_dir: str, tmp_path: Path,
     assert len(g) == 16
 
 
+def test_long_query_on_one_line(store_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
+    query = "SELECT ?d WHERE { kg:Forrest_Gump kgr:directed_by ?d " + " " * 300 + "}"
+    code, out, _ = run(capsys, "--store", store_dir, "sparql", query, "-f", "csv")
+    assert code == 0 and "Robert_Zemeckis" in out
+
+
 def test_sparql_refusals(store_dir: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "--store", store_dir, "sparql", "DELETE WHERE { ?s ?p ?o }")
     assert code == 1 and "--update" in err

@@ -27,7 +27,7 @@ from kg.vocab import RDFS, Vocabulary
 
 from tests.kg.virtuoso import VirtuosoServer, virtuoso_clean, virtuoso_endpoint  # noqa: F401
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "kb"
 XSD = "http://www.w3.org/2001/XMLSchema#"
 G1 = "https://w3id.org/kgchat/graph/test/one"
 G2 = "https://w3id.org/kgchat/graph/test/two"
