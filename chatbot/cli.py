@@ -19,6 +19,7 @@ from kg.errors import ConfigError, KgchatError
 from kg.importers import FORMATS, expand_paths
 from kg.results import GRAPH_FORMATS, RESULT_FORMATS, SERIALIZERS, serialize_graph, write_table
 from chatbot.ingest_cli import register as register_ingest
+from chatbot.ask_cli import register as register_ask
 from kg.store import ImportReport, KnowledgeStore
 
 app = typer.Typer(
@@ -348,6 +349,7 @@ def demo(
 
 
 register_ingest(app, console, err)
+register_ask(app, console, err)
 
 
 def main(argv: list[str] | None = None) -> None:

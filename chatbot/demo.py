@@ -1,6 +1,7 @@
 """The README's main job: import the sample knowledge base, ingest the sample documents
-and chat transcript, reason, and answer multi-hop questions with SPARQL — facts with the
-sentences and sources behind them. Generated answers come with the QA issue."""
+and chat transcript, reason, train the default generator briefly on QA pairs generated
+from the graph, answer plain multi-hop questions with evidence and sources, and show SPARQL
+queries over the same graph."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from kg.errors import KgchatError
 from kg.results import write_table
 from kg.store import KnowledgeStore
 
-QUESTIONS: list[tuple[str, str]] = [
+QUERIES: list[tuple[str, str]] = [
     ("Who directed the films that Tom Hanks starred in? (2 hops)", """
 SELECT DISTINCT ?director (GROUP_CONCAT(DISTINCT ?title; separator=", ") AS ?films) WHERE {
   ?actor rdfs:label "Tom Hanks" .
@@ -64,8 +65,18 @@ SELECT ?file ?imported ?hash WHERE {
 }"""),
 ]
 
+ASK = [
+    "Who directed the films that Tom Hanks starred in?",
+    "Who wrote the films directed by Robert Zemeckis?",
+    "When were the films starring Helen Hunt released?",
+    "Where was Robert Zemeckis born?",
+    "Who leads the archive team?",
+    "What is the capital of Atlantis?",
+]
 
-def run_demo(kg: KnowledgeStore, data: Path, console: Console) -> None:
+
+def run_demo(kg: KnowledgeStore, data: Path, console: Console, *,
+             train_pairs: int = 1500, train_steps: int = 300) -> None:
     kb = Path(data) / "kb"
     files = sorted(p for p in kb.iterdir() if p.is_file() and not p.name.startswith(".")) if kb.is_dir() else []
     if not files:
@@ -88,15 +99,32 @@ def run_demo(kg: KnowledgeStore, data: Path, console: Console) -> None:
     console.rule("[bold]3. reason (RDFS + OWL 2 RL)")
     s = kg.reason()
     console.print(f"{s.total} inferred triples in {s.seconds:.2f} s")
-    console.rule("[bold]4. multi-hop questions, answered with SPARQL")
-    for question, query in QUESTIONS:
+    console.rule("[bold]4. train the default generator (briefly) on QA pairs from the graph")
+    from kg.resolve import SentenceTransformerEmbedder
+    from learners.train import TrainPlan, train
+
+    embedder = SentenceTransformerEmbedder(kg.settings.resolve.embedding_model)
+    report = train(kg, TrainPlan(pairs=train_pairs, generator_steps=train_steps), embedder)
+    g = report.generator
+    console.print(f"{report.pairs} QA pairs; generator: {g['steps']} steps, {g['tokens_per_s']} tokens/s, "
+                  f"loss {g['final_loss']}, exact answers on held-out pairs {g['held_out_exact']:.0%}")
+    console.rule("[bold]5. ask in plain words: answers with evidence paths and sources")
+    from chatbot.answer import open_engine
+    from chatbot.ask_cli import print_answer
+
+    engine = open_engine(kg, embedder=embedder)
+    for question in ASK:
+        console.print(f"\n[bold cyan]Q:[/bold cyan] {question}")
+        print_answer(console, engine.ask(question))
+    console.rule("[bold]6. the same graph through SPARQL")
+    for question, query in QUERIES:
         console.print(f"\n[bold cyan]Q:[/bold cyan] {question}")
         console.print(f"[dim]{query.strip()}[/dim]")
         result = kg.query(query)
         assert result is not None
         write_table(result, kg.vocab.prefixes(), console)
     st = kg.status()
-    console.rule("[bold]5. the store")
+    console.rule("[bold]7. the store")
     console.print(f"{st.triples} triples ({st.asserted} asserted, {st.inferred} inferred, "
                   f"{st.provenance} provenance), {st.entities} entities, {st.sources} sources, "
                   f"{st.named_graphs} named graphs in {st.location}")

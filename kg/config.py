@@ -97,6 +97,20 @@ class QuerySettings(_Section):
         return v
 
 
+class AnswerSettings(_Section):
+    scorer: Literal["zero-shot", "learned"] = "zero-shot"
+    """How relation paths are ranked against a question. zero-shot: the question must name
+    each hop (works on any graph). learned: the scorer `kgchat train` fits on QA pairs
+    generated from the graph (falls back to zero-shot until trained)."""
+    generator: str = ""
+    """A causal LM (local folder or cached hub id) that writes answers from the evidence;
+    empty: the store's own trained model (models/generator) when there is one."""
+    max_hops: int = Field(default=3, ge=1, le=3)
+    clarify_margin: float = Field(default=0.05, ge=0)
+    """Ask which entity is meant when two share the question's name and their best
+    readings score within this margin."""
+
+
 class Settings(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings)
     import_: ImportSettings = Field(default_factory=ImportSettings, alias="import")
@@ -104,6 +118,7 @@ class Settings(_Section):
     query: QuerySettings = Field(default_factory=QuerySettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     resolve: ResolveSettings = Field(default_factory=ResolveSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -120,7 +135,7 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     sections = {"STORE": "store", "IMPORT": "import", "REASON": "reason", "QUERY": "query",
-                "EXTRACT": "extract", "RESOLVE": "resolve"}
+                "EXTRACT": "extract", "RESOLVE": "resolve", "ANSWER": "answer"}
     out: dict[str, dict[str, Any]] = {}
     for name, value in env.items():
         if not name.startswith("KGCHAT_"):

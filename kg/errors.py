@@ -14,7 +14,8 @@ else is caught silently.
     ├── QueryError             a SPARQL query is malformed or not allowed
     │   ├── QueryForbiddenError  update without --update, SERVICE without --allow-service
     │   └── QueryTimeoutError    the query ran past its timeout
-    └── ReasoningError         inference could not be computed
+    ├── ReasoningError         inference could not be computed
+    └── ModelError             a generator model cannot be loaded or used (says what to pass)
 """
 
 from __future__ import annotations
@@ -73,3 +74,7 @@ class QueryTimeoutError(QueryError):
 
 class ReasoningError(KgchatError):
     """Inference could not be computed."""
+
+
+class ModelError(KgchatError):
+    """A generator model cannot be loaded, saved or run."""

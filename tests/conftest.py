@@ -41,3 +41,20 @@ def sample_dir() -> Path:
 @pytest.fixture
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="module")
+def films(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnowledgeStore]:
+    """The sample film KB in a store of its own, shared by one test module."""
+    kg = KnowledgeStore.open(tmp_path_factory.mktemp("films") / "store",
+                             make_settings(reason={"auto": False}), create=True)
+    kg.import_file(SAMPLE / "films.txt")
+    yield kg
+    kg.close()
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    """The real MiniLM sentence embedder (from the PyPI package, offline)."""
+    from kg.resolve import SentenceTransformerEmbedder
+    return SentenceTransformerEmbedder()

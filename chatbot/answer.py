@@ -1,0 +1,335 @@
+"""Answering: link → rank relation paths → follow → evidence and sources → generate → ground.
+
+:class:`QAEngine` holds everything that loads once (graph index, scorers, generator) and
+turns a plain question into an :class:`Answer`. It never answers from nothing: with no
+linked entity or no path that reaches anything it says it does not know; with two entities
+sharing the mention's name and no graph context to choose, it asks which one is meant. The
+generated text may only name entities that are in the evidence; otherwise the answer falls
+back (visibly) to the retrieval's own ranking.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel
+
+from chatbot.generate.base import Generator
+from chatbot.generate.prompt import build_prompt, parse_answer
+from chatbot.linking import Mention, link, mask
+from kg.graphindex import GraphIndex, load_graph_index, tokens
+from kg.paths import PathScorer, Path, ZeroShotScorer, candidate_paths, chain, follow
+from kg.pathscore import LearnedScorer
+from kg.store import KnowledgeStore
+from kg.vocab import OWL
+
+MAX_ENTITIES = 20
+MAX_CHAINS = 3
+
+
+class Hop(BaseModel):
+    subject: str
+    relation: str
+    object: str
+
+
+class Source(BaseModel):
+    document: str                 # source URI (file, URL, conversation) or "inferred"
+    sentence: str = ""            # the sentence text, when the fact came from a document
+    start: int | None = None
+    end: int | None = None
+
+
+class Answer(BaseModel):
+    question: str
+    status: Literal["answered", "unknown", "clarify"]
+    answer: str                           # the answer sentence (or the question back)
+    entities: list[str] = []              # answer entity labels, best first
+    evidence: list[list[Hop]] = []        # one chain of hops per shown answer entity
+    sources: list[Source] = []
+    confidence: float = 0.0
+    latency_ms: float = 0.0
+    topic: str = ""                       # the linked entity
+    path: list[str] = []                  # relation labels of the chosen path ("~" = backwards)
+    generator: str = ""                   # who wrote the answer text
+    note: str = ""                        # e.g. why the generator was not used
+
+
+@dataclass
+class _Choice:
+    mention: Mention
+    node: int
+    path: Path
+    score: float
+    answers: set[int]
+    parents: list[dict[int, int]]
+
+
+@dataclass
+class QAEngine:
+    store: KnowledgeStore
+    graph: GraphIndex
+    scorer: PathScorer
+    generator: Generator | None = None
+    clarify_margin: float = 0.05
+    max_hops: int = 3
+    _sources_cache: dict = field(default_factory=dict)
+
+    # -- the steps ---------------------------------------------------------------------
+    def _choices(self, question: str, span: tuple[int, int] | None = None) -> list[_Choice]:
+        """Per (mention, node): its best path that reaches something, scored. ``span``
+        pins the topic mention (character offsets) instead of linking."""
+        out: list[_Choice] = []
+        mentions = link(self.graph, question)
+        if span is not None:
+            text = question[span[0]:span[1]]
+            nodes = self.graph.by_label.get(" ".join(tokens(text)), [])
+            mentions = [Mention(span[0], span[1], text, tuple(nodes), 10.0)] if nodes else []
+        for m in mentions:
+            masked = mask(question, m)
+            for node in m.nodes[:5]:
+                paths = candidate_paths(self.graph, node, max_hops=self.max_hops)
+                if not paths:
+                    continue
+                scores = self.scorer.score(self.graph, masked, paths)
+                for i in np.argsort(-scores)[:20]:
+                    answers, parents = follow(self.graph, node, paths[i])
+                    if answers:
+                        # A label written exactly as in the question beats a case-folded
+                        # match ("Wanda Sykes" the actor over the tag "wanda sykes").
+                        exact = 0.2 if self.graph.labels[node] == m.text else 0.0
+                        out.append(_Choice(m, node, paths[i], float(scores[i]) + 0.05 * m.score + exact,
+                                           answers, parents))
+                        break
+        out.sort(key=lambda c: -c.score)
+        return out
+
+    def ask(self, question: str, *, span: tuple[int, int] | None = None) -> Answer:
+        """Answer ``question``; ``span`` (character offsets) marks the topic entity when the
+        caller knows it (MetaQA's bracketed questions), otherwise it is linked."""
+        t0 = time.perf_counter()
+        answer = self._ask(question if span else question.strip(), span)
+        answer.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
+        return answer
+
+    def _ask(self, question: str, span: tuple[int, int] | None = None) -> Answer:
+        if not question:
+            return Answer(question=question, status="unknown", answer="Please ask a question.")
+        choices = self._choices(question, span)
+        if not choices:
+            return Answer(question=question, status="unknown",
+                          answer="I don't know: nothing in the graph matches this question.")
+        best = choices[0]
+        rivals = [c for c in choices[1:] if c.mention == best.mention and c.node != best.node
+                  and best.score - c.score < self.clarify_margin]
+        rivals = [c for c in rivals if not self._same(best.node, c.node)]
+        if rivals:
+            return self._clarify(question, best, rivals)
+        g = self.graph
+        ranked = sorted(best.answers, key=lambda n: (-g.degree(n), g.labels[n]))[:MAX_ENTITIES]
+        chains = [chain(g, best.parents, n) for n in ranked[:MAX_CHAINS]]
+        evidence = [self._hops(best.path, c) for c in chains]
+        confidence = _confidence([c.score for c in choices])
+        result = Answer(
+            question=question, status="answered", answer="", topic=g.labels[best.node],
+            entities=[g.labels[n] for n in ranked], evidence=evidence,
+            sources=self._sources([h for e in evidence for h in e], chains, best.path),
+            confidence=confidence,
+            path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in best.path],
+        )
+        self._write(result)
+        return result
+
+    def ask_about(self, question: str, labels: Sequence[str], mention: str) -> Answer:
+        """A follow-up ("and who wrote them?") about earlier answer entities: ``mention``
+        (the pronoun) is masked, the path is chosen from the first entity and followed from
+        all of them."""
+        t0 = time.perf_counter()
+        g = self.graph
+        nodes = [n for lab in labels for n in g.by_label.get(" ".join(tokens(lab)), [])[:1]]
+        i = question.find(mention)
+        if not nodes or i < 0:
+            return self.ask(question)
+        m = Mention(i, i + len(mention), mention, tuple(nodes), 1.0)
+        paths = candidate_paths(g, nodes[0], max_hops=2)
+        scores = self.scorer.score(g, mask(question, m), paths)
+        for k in np.argsort(-scores)[:20]:
+            found: dict[int, tuple[int, list[dict[int, int]]]] = {}
+            for n in nodes:
+                answers, parents = follow(g, n, paths[k])
+                for a in answers - set(nodes):
+                    found.setdefault(a, (n, parents))
+            if not found:
+                continue
+            ranked = sorted(found, key=lambda n: (-g.degree(n), g.labels[n]))[:MAX_ENTITIES]
+            chains = [chain(g, found[n][1], n) for n in ranked[:MAX_CHAINS]]
+            evidence = [self._hops(paths[k], c) for c in chains]
+            result = Answer(question=question, status="answered", answer="", topic=", ".join(labels[:5]),
+                            entities=[g.labels[n] for n in ranked], evidence=evidence,
+                            sources=self._sources([], chains, paths[k]), confidence=0.5,
+                            path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in paths[k]])
+            self._write(result)
+            result.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
+            return result
+        return Answer(question=question, status="unknown",
+                      answer="I don't know: the graph has nothing more about those.")
+
+    def reload(self) -> None:
+        """Pick up graph changes (after a stated fact was stored)."""
+        self.graph = load_graph_index(self.store)
+
+    def _hops(self, path: Path, nodes: list[int]) -> list[Hop]:
+        g = self.graph
+        hops = []
+        for (rel, d), a, b in zip(path, nodes, nodes[1:]):
+            s, o = (a, b) if d > 0 else (b, a)
+            hops.append(Hop(subject=g.labels[s], relation=g.relation_labels[rel], object=g.labels[o]))
+        return hops
+
+    def _same(self, a: int, b: int) -> bool:
+        """owl:sameAs-linked nodes are one entity, not an ambiguity to ask about."""
+        g = self.graph
+        same = [i for i, iri in enumerate(g.relations) if iri == str(OWL.sameAs)]
+        return any(b in g.adj[a].get((r, d), ()) for r in same for d in (1, -1))
+
+    def _clarify(self, question: str, best: _Choice, rivals: list[_Choice]) -> Answer:
+        g = self.graph
+        options = [best, *rivals][:4]
+        described = [f"{g.labels[c.node]} ({self._describe(c.node)})" for c in options]
+        text = (f'"{best.mention.text}" could mean several things in the graph: '
+                + "; ".join(described) + ". Which one do you mean?")
+        return Answer(question=question, status="clarify", answer=text,
+                      entities=[g.labels[c.node] for c in options], topic=best.mention.text)
+
+    def _describe(self, node: int) -> str:
+        g = self.graph
+        for (rel, d), others in sorted(g.adj[node].items(), key=lambda kv: -len(kv[1])):
+            label = g.relation_labels[rel].replace("_", " ")
+            return f"{label} {g.labels[others[0]]}" if d > 0 else f"{g.labels[others[0]]} {label} it"
+        return g.nodes[node]
+
+    def _write(self, result: Answer) -> None:
+        """The answer sentence: generated from the evidence when a trained generator is
+        there and names only evidence entities; composed from the retrieval otherwise."""
+        lines = [f"{h.subject} {h.relation.replace('_', ' ')} {h.object}"
+                 for chain_ in result.evidence for h in chain_]
+        composed = _compose(result.entities)
+        gen = self.generator
+        if gen is None:
+            result.answer, result.generator = composed, "retrieval"
+            result.note = "no generator loaded: answer composed from the retrieved graph paths"
+            return
+        if not gen.trained:
+            result.answer, result.generator = composed, "retrieval"
+            result.note = ("the default generator is untrained (run `kgchat train`): "
+                           "answer composed from the retrieved graph paths")
+            return
+        text = gen.generate(build_prompt(result.question, lines))
+        # Only the retrieval's answer entities may be named: the evidence also holds the
+        # topic and intermediate nodes, which are never the answer.
+        allowed = {_fold(e): e for e in result.entities}
+        named = parse_answer(text)
+        grounded = [allowed[_fold(n)] for n in named if _fold(n) in allowed]
+        if named and len(grounded) == len(named):
+            rest = [e for e in result.entities if e not in grounded]
+            result.entities = grounded + rest
+            result.answer, result.generator = _compose(grounded), gen.name
+        else:
+            result.answer, result.generator = composed, "retrieval"
+            result.note = (f"the generator's answer ({text.strip()[:80]!r}) named something that is "
+                           "not among the retrieved answers, so the retrieval's answer is shown instead")
+
+    def _sources(self, hops: Sequence[Hop], chains: list[list[int]], path: Path) -> list[Source]:
+        """Where each evidence fact is stated: the sentence for extracted facts, the
+        source file for imported ones, "inferred" for the reasoner's."""
+        g = self.graph
+        values = []
+        for nodes in chains:
+            for (rel, d), a, b in zip(path, nodes, nodes[1:]):
+                s, o = (a, b) if d > 0 else (b, a)
+                obj = g.nodes[o] if g.is_literal(o) else f"<{g.nodes[o]}>"
+                values.append(f"(<{g.nodes[s]}> <{g.relations[rel]}> {obj})")
+        if not values:
+            return []
+        v = self.store.vocab
+        text = f"""SELECT DISTINCT ?g ?src ?sent ?text ?start ?end WHERE {{
+          VALUES (?s ?p ?o) {{ {' '.join(dict.fromkeys(values))} }}
+          GRAPH ?g {{ ?s ?p ?o }}
+          OPTIONAL {{ GRAPH <{v.provenance_graph}> {{ ?g prov:wasDerivedFrom ?src }} }}
+          OPTIONAL {{ GRAPH ?g {{ ?st rdf:subject ?s ; rdf:predicate ?p ; rdf:object ?o ;
+                                   prov:wasDerivedFrom ?sent . ?sent kgv:text ?text ;
+                                   kgv:start ?start ; kgv:end ?end }} }}
+        }} LIMIT 50"""
+        out: dict[tuple, Source] = {}
+        for row in self.store.query(text).rows:
+            graph, src, sent, stext, start, end = (None if x is None else str(x) for x in row)
+            if graph == str(v.inferred_graph):
+                key = ("inferred", "")
+                out.setdefault(key, Source(document="inferred by reasoning"))
+                continue
+            doc = src or graph
+            out.setdefault((doc, stext or ""), Source(
+                document=doc, sentence=stext or "",
+                start=int(start) if start else None, end=int(end) if end else None))
+        return sorted(out.values(), key=lambda s: (not s.sentence, s.document))
+
+
+def _fold(label: str) -> str:
+    """Case, accents and spacing folded: the default model's vocabulary is uncased and
+    accent-free, so "Gérard" comes back as "gerard"."""
+    import unicodedata
+    text = unicodedata.normalize("NFKD", label.casefold())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(re.findall(r"[^\W_]+", text))
+
+
+def _compose(entities: list[str]) -> str:
+    if not entities:
+        return "I don't know."
+    if len(entities) == 1:
+        return f"{entities[0]}."
+    shown = entities[:8]
+    more = len(entities) - len(shown)
+    text = ", ".join(shown[:-1]) + (f", {shown[-1]}" if more else f" and {shown[-1]}")
+    return text + (f" and {more} more." if more else ".")
+
+
+def _confidence(scores: list[float]) -> float:
+    """Softmax weight of the chosen reading among the alternatives considered."""
+    s = np.array(scores[:10], dtype=np.float64)
+    p = np.exp((s - s.max()) * 10)
+    return round(float(p[0] / p.sum()), 3)
+
+
+def models_dir(store: KnowledgeStore) -> "FsPath":
+    return store.root / "models"
+
+
+def open_engine(store: KnowledgeStore, *, generator: str | None = None,
+                embedder: object | None = None) -> QAEngine:
+    """Load what answering needs once: the graph index (rebuilt if stale), the learned path
+    scorer when `kgchat train` made one (the zero-shot scorer otherwise) and the generator:
+    ``generator`` (a local path or cached hub id), else the store's trained default."""
+    from chatbot.generate.hf import TransformersGenerator
+    from kg.resolve import SentenceTransformerEmbedder
+
+    graph = load_graph_index(store)
+    cfg = store.settings.answer
+    embedder = embedder or SentenceTransformerEmbedder(store.settings.resolve.embedding_model)
+    scorer: PathScorer = ZeroShotScorer(embedder)
+    if cfg.scorer == "learned":
+        scorer = LearnedScorer.from_disk(models_dir(store) / "scorer", embedder) or scorer
+    gen = None
+    default = models_dir(store) / "generator"
+    name = generator or cfg.generator
+    if name:
+        gen = TransformersGenerator.load(name)
+    elif default.exists():
+        gen = TransformersGenerator.load(default)
+    return QAEngine(store=store, graph=graph, scorer=scorer, generator=gen,
+                    clarify_margin=cfg.clarify_margin, max_hops=cfg.max_hops)

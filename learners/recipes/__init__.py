@@ -1,0 +1,1 @@
+"""Training recipes, one file per mode, each readable top to bottom (nanoGPT / torchtune style)."""

@@ -1,0 +1,244 @@
+"""Supervised fine-tuning of the answer generator on (question, evidence, answer) examples.
+
+Read top to bottom: examples → token ids → batches → loss on answer tokens → AdamW with
+warmup + cosine → checkpoint with its marker. No Trainer framework; every step is here.
+
+    model, tokenizer = build_tiny_model()
+    result = train_generator(model, tokenizer, examples, TrainConfig(steps=2000))
+    save_checkpoint(model, tokenizer, store / "models" / "v1", result, cfg)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from chatbot.generate.base import Generator
+from chatbot.generate.hf import TransformersGenerator, auto_device, prompt_ids
+from chatbot.generate.prompt import MAX_EVIDENCE, build_prompt, format_target, parse_answer
+
+__all__ = ["TrainConfig", "QAExample", "StepLog", "TrainResult", "encode_example",
+           "train_generator", "evaluate_exact", "save_checkpoint"]
+
+IGNORE = -100  # label of tokens that carry no loss (F.cross_entropy's ignore_index)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-3  # tiny models take a large rate; use ~2e-5 for a pretrained 0.5B+ model
+    warmup: int = 50
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    max_len: int = 128
+    max_evidence: int = MAX_EVIDENCE
+    seed: int = 0
+    device: str | None = None  # None: cuda when available, else cpu
+    bf16: bool = True  # autocast on CUDA only; CPU trains in float32
+    log_every: int = 50
+
+
+@dataclass
+class QAExample:
+    question: str
+    evidence: list[str]
+    answer: list[str]  # entity labels; the target joins them with " , "
+
+
+@dataclass
+class StepLog:
+    """What ``progress`` receives every ``log_every`` steps (and at the last one)."""
+    step: int
+    steps: int
+    loss: float  # mean over the steps since the previous log
+    lr: float
+    tokens_per_s: float
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    examples_seen: int
+    tokens: int  # non-padding tokens through the model
+    seconds: float
+    losses: list[float] = field(default_factory=list)  # one per step
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def final_loss(self) -> float:
+        """Mean of the last 10% of steps (a single step is too noisy to compare)."""
+        tail = self.losses[-max(1, len(self.losses) // 10):]
+        return sum(tail) / len(tail) if tail else math.nan
+
+
+# --- data -------------------------------------------------------------------------------
+
+def encode_example(tokenizer: Any, example: QAExample, max_len: int,
+                   max_evidence: int = MAX_EVIDENCE) -> tuple[list[int], list[int]]:
+    """``(input_ids, labels)``: prompt tokens labelled ``IGNORE``, answer tokens + eos as
+    themselves, so the loss teaches answering, not predicting questions.
+
+    Too long? Drop evidence lines from the end (retrieval ranks the best first) until it fits.
+    """
+    target = tokenizer(format_target(example.answer), add_special_tokens=False)["input_ids"]
+    target = list(target) + [tokenizer.eos_token_id]
+    for n in range(min(len(example.evidence), max_evidence), -1, -1):
+        prompt = prompt_ids(tokenizer, build_prompt(example.question, example.evidence, n))
+        if len(prompt) + len(target) <= max_len:
+            break
+    ids = (prompt + target)[:max_len]  # only a question longer than max_len is cut here
+    labels = ([IGNORE] * len(prompt) + target)[:max_len]
+    return ids, labels
+
+
+def collate(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest row of this batch (dynamic padding: short batches stay short)."""
+    width = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (ids, lab) in enumerate(rows):
+        input_ids[i, :len(ids)] = torch.tensor(ids)
+        labels[i, :len(lab)] = torch.tensor(lab)
+        mask[i, :len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+    """Endless shuffled full batches of indices (``batch_size <= n``), reshuffled each epoch."""
+    while True:
+        order = torch.randperm(n, generator=generator).tolist()
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield order[i:i + batch_size]
+
+
+# --- model ------------------------------------------------------------------------------
+
+def answer_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy on labelled positions only.
+
+    The output layer is computed only where a label is: with a 30k vocabulary it is most of
+    the compute, and answer tokens are a small share of each sequence.
+    """
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
+                              use_cache=False).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != IGNORE
+    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
+    return F.cross_entropy(logits.float(), targets[keep])
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine down to ``lr * min_lr_ratio``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def make_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.AdamW:
+    # Decay matrices (embeddings included), not norms or biases: as in nanoGPT.
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95))
+
+
+# --- training ---------------------------------------------------------------------------
+
+def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], cfg: TrainConfig,
+                    progress: Callable[[StepLog], None] | None = None) -> TrainResult:
+    """Train ``model`` in place for ``cfg.steps`` steps; deterministic for a given seed."""
+    if not examples:
+        raise ValueError("no training examples")
+    torch.manual_seed(cfg.seed)
+    device = auto_device(cfg.device)
+    model.to(device).train()
+    autocast = device.startswith("cuda") and cfg.bf16
+    encoded = [encode_example(tokenizer, ex, cfg.max_len, cfg.max_evidence) for ex in examples]
+    batch_size = min(cfg.batch_size, len(encoded))
+    order = batches(len(encoded), batch_size, torch.Generator().manual_seed(cfg.seed))
+    optimizer = make_optimizer(model, cfg)
+
+    result = TrainResult(steps=0, examples_seen=0, tokens=0, seconds=0.0)
+    start = time.perf_counter()
+    window: list[float] = []
+    for step in range(cfg.steps):
+        lr = lr_at(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = {k: v.to(device) for k, v in
+                 collate([encoded[i] for i in next(order)], tokenizer.pad_token_id).items()}
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            loss = answer_loss(model, **batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+
+        result.losses.append(loss.item())
+        result.steps += 1
+        result.examples_seen += batch["input_ids"].shape[0]
+        result.tokens += int(batch["attention_mask"].sum())
+        window.append(result.losses[-1])
+        if progress and ((step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps):
+            elapsed = time.perf_counter() - start
+            progress(StepLog(step + 1, cfg.steps, sum(window) / len(window), lr,
+                             result.tokens / elapsed if elapsed > 0 else 0.0))
+            window.clear()
+    result.seconds = time.perf_counter() - start
+    model.eval()
+    return result
+
+
+# --- evaluation and checkpoints ---------------------------------------------------------
+
+def _normalise(label: str, tokenizer: Any | None) -> str:
+    # Through the tokenizer and back: the model can only say what its vocabulary decodes to
+    # (an uncased WordPiece model never answers "Zemeckis" or "café").
+    if tokenizer is not None:
+        label = tokenizer.decode(tokenizer(label, add_special_tokens=False)["input_ids"])
+    return " ".join(label.lower().split())
+
+
+def evaluate_exact(generator_or_model: Generator | Any, tokenizer: Any | None,
+                   examples: Sequence[QAExample], *, max_new_tokens: int = 32,
+                   max_evidence: int = MAX_EVIDENCE) -> float:
+    """Share of examples whose generated answer set equals the gold set (case-insensitive)."""
+    if isinstance(generator_or_model, Generator):
+        generator = generator_or_model
+    else:
+        generator = TransformersGenerator(generator_or_model, tokenizer)
+    hits = 0
+    for ex in examples:
+        text = generator.generate(build_prompt(ex.question, ex.evidence, max_evidence),
+                                  max_new_tokens=max_new_tokens)
+        predicted = {_normalise(a, tokenizer) for a in parse_answer(text)}
+        hits += predicted == {_normalise(a, tokenizer) for a in ex.answer}
+    return hits / len(examples) if examples else 0.0
+
+
+def save_checkpoint(model: Any, tokenizer: Any, directory: str | Path, result: TrainResult,
+                    cfg: TrainConfig, metrics: Mapping[str, float] | None = None) -> Path:
+    """save_pretrained for model and tokenizer plus the marker that
+    :meth:`TransformersGenerator.load` reads (trained, counters, metrics, resolved config)."""
+    info = {
+        "trained": True, "steps": result.steps, "examples": result.examples_seen,
+        "metrics": {"final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s,
+                    "seconds": result.seconds, **(metrics or {})},
+        "config": asdict(cfg),
+    }
+    return TransformersGenerator(model, tokenizer, info=info).save(directory)
