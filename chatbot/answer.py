@@ -22,8 +22,9 @@ from pydantic import BaseModel
 from chatbot.generate.base import Generator
 from chatbot.generate.prompt import build_prompt, parse_answer
 from chatbot.linking import Mention, link, mask
+from chatbot.textindex import TextIndex, load_text_index
 from kg.graphindex import GraphIndex, load_graph_index, tokens
-from kg.paths import PathScorer, Path, ZeroShotScorer, candidate_paths, chain, follow
+from kg.paths import PathScorer, Path, ZeroShotScorer, candidate_paths, chain, follow, walk_text
 from kg.pathscore import LearnedScorer
 from kg.store import KnowledgeStore
 from kg.vocab import OWL
@@ -40,9 +41,14 @@ class Hop(BaseModel):
 
 class Source(BaseModel):
     document: str                 # source URI (file, URL, conversation) or "inferred"
-    sentence: str = ""            # the sentence text, when the fact came from a document
+    sentence: str = ""            # the sentence (or passage) text, when there is one
     start: int | None = None
     end: int | None = None
+    kind: Literal["fact", "file", "inferred", "passage"] = "fact"
+    """fact: the sentence an evidence triple was extracted from; file: the imported file
+    holding an evidence triple; inferred: the reasoner's; passage: a text chunk found by
+    text retrieval (it may hold what the extractor missed)."""
+    title: str = ""
 
 
 class Answer(BaseModel):
@@ -78,6 +84,9 @@ class QAEngine:
     generator: Generator | None = None
     clarify_margin: float = 0.05
     max_hops: int = 3
+    text: "TextIndex | None" = None       # text retrieval beside the graph
+    embedder: object | None = None
+    passages: int = 5
     _sources_cache: dict = field(default_factory=dict)
 
     # -- the steps ---------------------------------------------------------------------
@@ -114,6 +123,8 @@ class QAEngine:
         caller knows it (MetaQA's bracketed questions), otherwise it is linked."""
         t0 = time.perf_counter()
         answer = self._ask(question if span else question.strip(), span)
+        if self.text is not None and answer.status != "clarify" and answer.question:
+            self._add_passages(answer)
         answer.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
         return answer
 
@@ -142,8 +153,49 @@ class QAEngine:
             confidence=confidence,
             path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in best.path],
         )
-        self._write(result)
+        self._write(result, [walk_text(g, best.path, c) for c in chains])
         return result
+
+    def _add_passages(self, answer: Answer) -> None:
+        """The best text chunks for the question, after the graph's own sources.
+
+        Dense similarity ranks the chunks; a chunk whose document title the question names
+        or whose document backs the graph evidence is moved up."""
+        q = np.asarray(self.embedder.embed([answer.question])[0], dtype=np.float32)
+        hits = self.text.search(q, k=50)
+        if not hits:
+            return
+        folded_q = _fold(answer.question)
+        cited = {s.document for s in answer.sources}
+
+        def named(title: str, text: str) -> bool:
+            t = _fold(title)
+            return len(t) >= 4 and f" {t} " in f" {text} "
+
+        scores = {}
+        for score, c in hits:
+            scores[c] = score + 0.15 * named(c.title, folded_q) + 0.1 * (c.document in cited)
+        # Second hop (multi-hop questions rest on a passage the question does not resemble):
+        # the question plus the best passage is a new query; passages it finds, and those
+        # whose title the best passage names, join the ranking.
+        top = max(scores, key=lambda c: scores[c])
+        q2 = np.asarray(self.embedder.embed([f"{answer.question} {top.text}"])[0], dtype=np.float32)
+        top_text = _fold(top.text)
+        for score, c in self.text.search(q2, k=20):
+            if c != top:
+                scores[c] = max(scores.get(c, -1.0), score + 0.1 * named(c.title, top_text))
+        seen: set[str] = set()
+        for c in sorted(scores, key=lambda c: -scores[c]):
+            if c.document in seen:
+                continue
+            seen.add(c.document)
+            answer.sources.append(Source(document=c.document, title=c.title, sentence=c.text,
+                                         start=c.start, end=c.end, kind="passage"))
+            if len(seen) >= self.passages:
+                break
+        if answer.status == "unknown" and answer.sources:
+            answer.answer = ("I don't know from the graph: no relation path answers this. "
+                             "The passages below may hold the answer.")
 
     def ask_about(self, question: str, labels: Sequence[str], mention: str) -> Answer:
         """A follow-up ("and who wrote them?") about earlier answer entities: ``mention``
@@ -173,7 +225,7 @@ class QAEngine:
                             entities=[g.labels[n] for n in ranked], evidence=evidence,
                             sources=self._sources([], chains, paths[k]), confidence=0.5,
                             path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in paths[k]])
-            self._write(result)
+            self._write(result, [walk_text(g, paths[k], c) for c in chains])
             result.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
             return result
         return Answer(question=question, status="unknown",
@@ -213,11 +265,9 @@ class QAEngine:
             return f"{label} {g.labels[others[0]]}" if d > 0 else f"{g.labels[others[0]]} {label} it"
         return g.nodes[node]
 
-    def _write(self, result: Answer) -> None:
+    def _write(self, result: Answer, lines: list[str]) -> None:
         """The answer sentence: generated from the evidence when a trained generator is
         there and names only evidence entities; composed from the retrieval otherwise."""
-        lines = [f"{h.subject} {h.relation.replace('_', ' ')} {h.object}"
-                 for chain_ in result.evidence for h in chain_]
         composed = _compose(result.entities)
         gen = self.generator
         if gen is None:
@@ -270,11 +320,11 @@ class QAEngine:
             graph, src, sent, stext, start, end = (None if x is None else str(x) for x in row)
             if graph == str(v.inferred_graph):
                 key = ("inferred", "")
-                out.setdefault(key, Source(document="inferred by reasoning"))
+                out.setdefault(key, Source(document="inferred by reasoning", kind="inferred"))
                 continue
             doc = src or graph
             out.setdefault((doc, stext or ""), Source(
-                document=doc, sentence=stext or "",
+                document=doc, sentence=stext or "", kind="fact" if stext else "file",
                 start=int(start) if start else None, end=int(end) if end else None))
         return sorted(out.values(), key=lambda s: (not s.sentence, s.document))
 
@@ -331,5 +381,7 @@ def open_engine(store: KnowledgeStore, *, generator: str | None = None,
         gen = TransformersGenerator.load(name)
     elif default.exists():
         gen = TransformersGenerator.load(default)
+    text = load_text_index(store, embedder) if cfg.passages else None
     return QAEngine(store=store, graph=graph, scorer=scorer, generator=gen,
-                    clarify_margin=cfg.clarify_margin, max_hops=cfg.max_hops)
+                    clarify_margin=cfg.clarify_margin, max_hops=cfg.max_hops,
+                    text=text, embedder=embedder, passages=cfg.passages)

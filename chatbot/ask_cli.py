@@ -17,21 +17,31 @@ from chatbot.answer import Answer
 def print_answer(console: Console, a: Answer) -> None:
     colour = {"answered": "green", "unknown": "yellow", "clarify": "cyan"}[a.status]
     console.print(f"[bold {colour}]{a.answer}[/bold {colour}]")
-    if a.status != "answered":
+    if a.status == "clarify":
         return
-    console.print(f"[dim]topic:[/dim] {a.topic}   [dim]path:[/dim] {' → '.join(a.path)}   "
-                  f"[dim]confidence:[/dim] {a.confidence:.2f}   [dim]{a.latency_ms:.0f} ms[/dim]")
-    console.print(f"[dim]answer entities:[/dim] {', '.join(a.entities[:10])}"
-                  + (f" (+{len(a.entities) - 10})" if len(a.entities) > 10 else ""))
-    console.print("[dim]evidence:[/dim]")
+    if a.status == "answered":
+        console.print(f"[dim]topic:[/dim] {a.topic}   [dim]path:[/dim] {' → '.join(a.path)}   "
+                      f"[dim]confidence:[/dim] {a.confidence:.2f}   [dim]{a.latency_ms:.0f} ms[/dim]")
+        console.print(f"[dim]answer entities:[/dim] {', '.join(a.entities[:10])}"
+                      + (f" (+{len(a.entities) - 10})" if len(a.entities) > 10 else ""))
+        console.print("[dim]evidence:[/dim]")
     for chain in a.evidence:
         console.print("  " + "  ·  ".join(f"{h.subject} —{h.relation}→ {h.object}" for h in chain),
                       markup=False, highlight=False)
-    console.print("[dim]sources:[/dim]")
-    for s in a.sources:
+    facts = [s for s in a.sources if s.kind != "passage"]
+    passages = [s for s in a.sources if s.kind == "passage"]
+    if facts:
+        console.print("[dim]sources:[/dim]")
+    for s in facts:
         where = f" [chars {s.start}–{s.end}]" if s.start is not None else ""
         line = f"  {s.document}{where}" + (f'\n    "{s.sentence}"' if s.sentence else "")
         console.print(line, markup=False, highlight=False)
+    if passages:
+        console.print("[dim]related passages (text retrieval):[/dim]")
+    for s in passages[:3]:
+        text = s.sentence if len(s.sentence) < 160 else s.sentence[:157] + "…"
+        console.print(f"  {s.title or s.document} [chars {s.start}–{s.end}]\n    \"{text}\"",
+                      markup=False, highlight=False)
     if a.note:
         console.print(f"[dim]note: {a.note}[/dim]")
 

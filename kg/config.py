@@ -106,6 +106,8 @@ class AnswerSettings(_Section):
     """A causal LM (local folder or cached hub id) that writes answers from the evidence;
     empty: the store's own trained model (models/generator) when there is one."""
     max_hops: int = Field(default=3, ge=1, le=3)
+    passages: int = Field(default=5, ge=0)
+    """Text chunks (paragraphs) retrieved beside the graph and cited; 0 turns it off."""
     clarify_margin: float = Field(default=0.05, ge=0)
     """Ask which entity is meant when two share the question's name and their best
     readings score within this margin."""

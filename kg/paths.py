@@ -68,6 +68,16 @@ def chain(g: GraphIndex, parents: list[dict[int, int]], end: int) -> list[int]:
     return nodes[::-1]
 
 
+def walk_text(g: GraphIndex, path: Path, nodes: list[int]) -> str:
+    """One evidence chain as the generator reads it, in walk order so the answer is always
+    last: "tom hanks starred actors of forrest gump directed by robert zemeckis"."""
+    parts = [g.labels[nodes[0]]]
+    for (rel, direction), node in zip(path, nodes[1:]):
+        label = g.relation_labels[rel].replace("_", " ")
+        parts += [label if direction > 0 else f"{label} of", g.labels[node]]
+    return " ".join(parts)
+
+
 def verbalise(g: GraphIndex, path: Path, subject: str = "X") -> str:
     """A path as English-ish text: forward hops read "the <relation> of …", backward hops
     "what has <relation> …" — e.g. "the directed by of what has starred actors X"."""

@@ -16,7 +16,7 @@ from pathlib import Path as FsPath
 from typing import Iterator
 
 from kg.graphindex import GraphIndex
-from kg.paths import Path, candidate_paths, chain, follow
+from kg.paths import Path, candidate_paths, chain, follow, walk_text
 
 FORWARD_NP = ["the {r} of {x}", "the {r} of {x}", "{x}'s {r}", "the {r} for {x}"]
 BACKWARD_NP = ["what has {r} {x}", "the things with {r} {x}", "those with {r} {x}",
@@ -32,7 +32,7 @@ class QAPair:
     path: list[list[int]]       # hops as [relation id, direction]
     path_labels: list[str]      # "directed by", "~starred actors" (~ = backwards)
     answers: list[str]          # answer labels (the whole set)
-    evidence: list[str]         # "forrest gump directed by robert zemeckis", per hop of chains
+    evidence: list[str]         # one walk per shown answer (kg.paths.walk_text), answer last
     hops: int
 
 
@@ -47,15 +47,6 @@ def phrase(g: GraphIndex, path: Path, topic: str, rng: random.Random) -> str:
         pattern = rng.choice(FORWARD_NP if direction > 0 else BACKWARD_NP)
         np_ = pattern.format(r=relation_text(g, rel), x=np_)
     return rng.choice(WRAPPERS).format(np=np_)
-
-
-def evidence_lines(g: GraphIndex, path: Path, nodes: list[int]) -> list[str]:
-    """One line per hop of a chain ``nodes`` (start … answer), subject first."""
-    out = []
-    for (rel, direction), a, b in zip(path, nodes, nodes[1:]):
-        s, o = (a, b) if direction > 0 else (b, a)
-        out.append(f"{g.labels[s]} {relation_text(g, rel)} {g.labels[o]}")
-    return out
 
 
 def generate_pairs(g: GraphIndex, n: int, *, seed: int = 0, max_hops: int = 3,
@@ -83,7 +74,7 @@ def generate_pairs(g: GraphIndex, n: int, *, seed: int = 0, max_hops: int = 3,
         ranked = sorted(answers, key=lambda a: g.labels[a])
         evidence: list[str] = []
         for a in ranked[:3]:
-            evidence += evidence_lines(g, path, chain(g, parents, a))
+            evidence.append(walk_text(g, path, chain(g, parents, a)))
         made += 1
         yield QAPair(
             question=phrase(g, path, g.labels[start], rng), topic=g.labels[start],

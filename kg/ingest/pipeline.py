@@ -31,7 +31,7 @@ from kg.store import KnowledgeStore
 from kg.vocab import source_id_for
 
 # Bump when extraction or the RDF layout changes, so unchanged files are re-extracted.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"  # 3: paragraphs stored as kgv:Chunk for text retrieval
 DOCUMENT_KINDS = ("document", "conversation")
 WRITE_BATCH = 32  # new documents per transaction: a commit costs more than a small document
 

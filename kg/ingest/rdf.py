@@ -11,7 +11,8 @@ sentence it came from and how confident the extractor was::
         kgv:start 120 ; kgv:end 188 ; kgv:document <file:///doc.txt> .
     <file:///doc.txt> a kgv:Document ; kgv:extractor "spacy" .
 
-Sentence IRIs use RFC 5147 ``#char=start,end`` fragments. Conversation facts add
+Every paragraph is also kept as a ``kgv:Chunk`` (same shape as a sentence node) so text
+retrieval can find what the extractor missed (:mod:`kg.ingest.chunks`). Sentence IRIs use RFC 5147 ``#char=start,end`` fragments. Conversation facts add
 ``kgv:turn <…#turn=3>`` whose ``kgv:speaker`` names who said it (and
 ``prov:wasAttributedTo`` an agent). Reification (not RDF-star) keeps every SPARQL 1.1
 backend able to store and query it.
@@ -26,6 +27,7 @@ from typing import Iterable
 from kg.backends import Triple
 from kg.extract.base import ExtractedTriple, Literal, Mention
 from kg.importers import nt_literal
+from kg.ingest.chunks import chunk_spans
 from kg.sources import Document
 from kg.vocab import PROV, RDF, RDFS, SKOS, XSD, Vocabulary, name_to_segment
 
@@ -69,7 +71,7 @@ def document_triples(
     """All triples of one document's graph. ``entities`` maps Mention.name → EntityRef;
     facts whose subject or object did not resolve are left out."""
     k = {name: _iri(vocab.KGV[name]) for name in (
-        "confidence", "phrase", "Sentence", "text", "start", "end", "document", "turn",
+        "confidence", "phrase", "Sentence", "Chunk", "text", "start", "end", "document", "turn",
         "speaker", "extractor", "Conversation", "Document")}
     out: list[Triple] = []
     relations: set[str] = set()
@@ -134,6 +136,15 @@ def document_triples(
                 out.append((iri, A, _iri(ref.type_iri)))
         if ref.alias and ref.alias != ref.label:
             out.append((iri, ALT, nt_literal(ref.alias)))
+    # Every paragraph, for text retrieval (kg.ingest.chunks); not for assistant turns.
+    said = {(t.start, t.end) for t in doc.turns if t.role != "user"}
+    for start, end in chunk_spans(doc):
+        if (start, end) in said:
+            continue
+        chunk = _iri(f"{doc.uri}#char={start},{end}")
+        out += [(chunk, A, k["Chunk"]), (chunk, k["text"], nt_literal(doc.text[start:end])),
+                (chunk, k["start"], nt_literal(str(start), INTEGER)),
+                (chunk, k["end"], nt_literal(str(end), INTEGER)), (chunk, k["document"], doc_iri)]
     if out:
         out.append((doc_iri, A, k["Conversation" if doc.is_conversation else "Document"]))
         out += [(doc_iri, k["extractor"], nt_literal(name)) for name in sorted(extractors)]
