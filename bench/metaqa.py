@@ -27,7 +27,7 @@ from chatbot.answer import QAEngine, models_dir
 from kg.config import load_settings
 from kg.graphindex import load_graph_index
 from kg.paths import ZeroShotScorer
-from kg.pathscore import LearnedScorer
+from kg.pathscore import CombinedScorer, LearnedScorer
 from kg.resolve import SentenceTransformerEmbedder
 from kg.store import KnowledgeStore
 
@@ -119,7 +119,8 @@ def main() -> None:
             if learned is None:
                 console.print("[yellow]no learned scorer in the store (use --train); skipped[/yellow]")
                 continue
-            scorers[name] = learned
+            scorers["learned alone"] = learned
+            scorers[name] = CombinedScorer(ZeroShotScorer(embedder), learned)
     results: dict = {"split": args.split, "n_per_hop": args.n, "scorers": {}}
     table = Table(title=f"MetaQA {args.split}: Hits@1 (plain questions; bracketed beside)")
     for col in ("scorer", "hops", "plain", "bracketed", "retrieval p50 / p95 ms"):

@@ -25,7 +25,7 @@ from chatbot.linking import Mention, link, mask
 from chatbot.textindex import TextIndex, load_text_index
 from kg.graphindex import GraphIndex, load_graph_index, tokens
 from kg.paths import PathScorer, Path, ZeroShotScorer, candidate_paths, chain, follow, walk_text
-from kg.pathscore import LearnedScorer
+from kg.pathscore import CombinedScorer, LearnedScorer
 from kg.store import KnowledgeStore
 from kg.vocab import OWL
 
@@ -288,7 +288,7 @@ class QAEngine:
         if named and len(grounded) == len(named):
             rest = [e for e in result.entities if e not in grounded]
             result.entities = grounded + rest
-            result.answer, result.generator = _compose(grounded), gen.name
+            result.answer, result.generator = _compose(result.entities), gen.name
         else:
             result.answer, result.generator = composed, "retrieval"
             result.note = (f"the generator's answer ({text.strip()[:80]!r}) named something that is "
@@ -342,11 +342,11 @@ def _compose(entities: list[str]) -> str:
     if not entities:
         return "I don't know."
     if len(entities) == 1:
-        return f"{entities[0]}."
+        return entities[0] if entities[0].endswith(".") else f"{entities[0]}."
     shown = entities[:8]
     more = len(entities) - len(shown)
     text = ", ".join(shown[:-1]) + (f", {shown[-1]}" if more else f" and {shown[-1]}")
-    return text + (f" and {more} more." if more else ".")
+    return text + (f" and {more} more." if more else "" if text.endswith(".") else ".")
 
 
 def _confidence(scores: list[float]) -> float:
@@ -372,8 +372,9 @@ def open_engine(store: KnowledgeStore, *, generator: str | None = None,
     cfg = store.settings.answer
     embedder = embedder or SentenceTransformerEmbedder(store.settings.resolve.embedding_model)
     scorer: PathScorer = ZeroShotScorer(embedder)
-    if cfg.scorer == "learned":
-        scorer = LearnedScorer.from_disk(models_dir(store) / "scorer", embedder) or scorer
+    learned = LearnedScorer.from_disk(models_dir(store) / "scorer", embedder)
+    if cfg.scorer == "learned" and learned is not None:
+        scorer = CombinedScorer(scorer, learned)
     gen = None
     default = models_dir(store) / "generator"
     name = generator or cfg.generator

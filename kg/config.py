@@ -98,10 +98,10 @@ class QuerySettings(_Section):
 
 
 class AnswerSettings(_Section):
-    scorer: Literal["zero-shot", "learned"] = "zero-shot"
+    scorer: Literal["zero-shot", "learned"] = "learned"
     """How relation paths are ranked against a question. zero-shot: the question must name
-    each hop (works on any graph). learned: the scorer `kgchat train` fits on QA pairs
-    generated from the graph (falls back to zero-shot until trained)."""
+    each hop (works on any graph, no training). learned: zero-shot plus the scorer
+    `kgchat train` fits on QA pairs generated from the graph (zero-shot until trained)."""
     generator: str = ""
     """A causal LM (local folder or cached hub id) that writes answers from the evidence;
     empty: the store's own trained model (models/generator) when there is one."""

@@ -103,3 +103,22 @@ class LearnedScorer:
         model = PathScorerModel(meta["relations"], meta["dim_in"], meta["dim"])
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         return cls(model, embedder)
+
+
+class CombinedScorer:
+    """The zero-shot scorer plus the learned one: the learned scores, standardised over a
+    question's candidate paths, are added with ``weight``. Neither alone is as good — the
+    zero-shot scorer knows what the question *says*, the learned one which paths the graph's
+    own questions take (weight 1.0 was chosen on MetaQA dev; see bench/README.md)."""
+
+    name = "learned"
+
+    def __init__(self, zero_shot: object, learned: LearnedScorer, weight: float = 1.0) -> None:
+        self.zero_shot, self.learned, self.weight = zero_shot, learned, weight
+
+    def score(self, g: GraphIndex, question: str, paths: Sequence[Path]) -> np.ndarray:
+        base = self.zero_shot.score(g, question, paths)
+        extra = self.learned.score(g, question, paths)
+        if len(extra) > 1:
+            extra = (extra - extra.mean()) / (extra.std() + 1e-6)
+        return base + self.weight * extra

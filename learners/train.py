@@ -87,7 +87,10 @@ def train(store: KnowledgeStore, plan: TrainPlan, embedder: object,
 
     # The generator: evidence in, answer out; a held-out slice measures it.
     rng = random.Random(plan.seed)
-    examples = [QAExample(p.question, p.evidence, p.answers[:3]) for p in pairs]
+    # The target is the answer the first evidence walk ends at: one walk always fits the
+    # prompt, so every target can be copied from what the model is shown (longer answer
+    # sets cut at the prompt's length taught it to invent the missing ones).
+    examples = [QAExample(p.question, p.evidence, p.answers[:1]) for p in pairs]
     rng.shuffle(examples)
     n_held = max(1, int(len(examples) * plan.held_out))
     held, train_set = examples[:n_held], examples[n_held:] or examples

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 from urllib.parse import unquote, urlparse
 
-from kg.errors import SourceError
+from kg.errors import SourceError, StoreError
 from kg.extract.base import ExtractedTriple, Extractor, Literal, Mention
 from kg.importers import ParsedSource
 from kg.ingest.rdf import EntityRef, document_triples
@@ -150,11 +150,25 @@ class Ingestor:
 
     def _flush(self, batch: list[tuple[ParsedSource, str]], summary: IngestSummary) -> None:
         """Write the new documents collected so far in one transaction."""
-        if batch:
-            for report in self.store.write_new_sources(batch):
-                summary.new += 1
-                summary.triples_added += report.added
-            batch.clear()
+        if not batch:
+            return
+        try:
+            reports = self.store.write_new_sources(batch)
+        except StoreError:
+            # One bad document must not sink its batch: write them one by one, so the
+            # error names the document and the others are stored.
+            reports = []
+            for parsed, kind in batch:
+                try:
+                    reports.append(self.store.write_source(parsed, kind=kind, force=True))
+                except StoreError as exc:
+                    summary.failed += 1
+                    summary.errors.append((parsed.uri, f"{parsed.uri}: {exc}"))
+                    self.resolver.release(source_id_for(parsed.uri))
+        for report in reports:
+            summary.new += 1
+            summary.triples_added += report.added
+        batch.clear()
 
     def _skip_unchanged(self, doc: Document, summary: IngestSummary) -> bool:
         if self._unchanged(doc.uri, doc.content_hash):
@@ -226,7 +240,13 @@ class Ingestor:
             return
         if batch:
             self._flush(batch, summary)
-        report = self.store.write_source(parsed, kind=doc.kind, force=True)
+        try:
+            report = self.store.write_source(parsed, kind=doc.kind, force=True)
+        except StoreError as exc:
+            summary.failed += 1
+            summary.errors.append((doc.uri, f"{doc.uri}: {exc}"))
+            self.resolver.release(source_id)
+            return
         summary.triples_added += report.added
         summary.triples_retracted += report.retracted
         if report.action == "replaced":

@@ -53,6 +53,12 @@ DERIVED, ATTRIBUTED, AGENT = _iri(PROV.wasDerivedFrom), _iri(PROV.wasAttributedT
 DECIMAL, INTEGER = str(XSD.decimal), str(XSD.integer)
 
 
+def fragment_iri(doc_uri: str, fragment: str) -> str:
+    """``<doc>#char=…`` / ``#turn=…``; a document URI that already has a fragment keeps it
+    percent-encoded, since an IRI may hold only one ``#``."""
+    return f"{doc_uri.replace('#', '%23')}#{fragment}"
+
+
 def statement_iri(vocab: Vocabulary, doc_uri: str, triple: Triple, span: tuple[int, int]) -> str:
     key = "\x1f".join((doc_uri, *triple, str(span[0]), str(span[1])))
     return f"{vocab.base}statement/{hashlib.sha256(key.encode()).hexdigest()[:20]}"
@@ -101,7 +107,7 @@ def document_triples(
             out.append((p, LABEL, nt_literal(fact.relation)))
         extractors.add(fact.extractor)
         start, end = fact.sentence
-        sent = _iri(f"{doc.uri}#char={start},{end}")
+        sent = _iri(fragment_iri(doc.uri, f"char={start},{end}"))
         st = _iri(statement_iri(vocab, doc.uri, (s, p, o), fact.sentence))
         out += [(s, p, o), (st, A, STATEMENT), (st, SUBJ, s), (st, PRED, p), (st, OBJ, o),
                 (st, DERIVED, sent), (st, k["confidence"], nt_literal(f"{fact.confidence:.3f}", DECIMAL))]
@@ -113,7 +119,7 @@ def document_triples(
                     (sent, k["start"], nt_literal(str(start), INTEGER)),
                     (sent, k["end"], nt_literal(str(end), INTEGER)), (sent, k["document"], doc_iri)]
         if fact.turn is not None:
-            turn = _iri(f"{doc.uri}#turn={fact.turn}")
+            turn = _iri(fragment_iri(doc.uri, f"turn={fact.turn}"))
             out.append((st, k["turn"], turn))
             if fact.turn not in turns:
                 turns.add(fact.turn)
@@ -141,7 +147,7 @@ def document_triples(
     for start, end in chunk_spans(doc):
         if (start, end) in said:
             continue
-        chunk = _iri(f"{doc.uri}#char={start},{end}")
+        chunk = _iri(fragment_iri(doc.uri, f"char={start},{end}"))
         out += [(chunk, A, k["Chunk"]), (chunk, k["text"], nt_literal(doc.text[start:end])),
                 (chunk, k["start"], nt_literal(str(start), INTEGER)),
                 (chunk, k["end"], nt_literal(str(end), INTEGER)), (chunk, k["document"], doc_iri)]

@@ -208,3 +208,25 @@ def test_sigkill_midway_then_rerun_equals_one_clean_run(tmp_path: Path) -> None:
     assert 5 <= stored < 150, "the kill should land in the middle of the run"
     subprocess.run([*exe, str(crashed), "ingest", str(folder)], env=env, check=True, capture_output=True)
     assert _quads(crashed) == _quads(clean)
+
+
+def test_a_document_the_store_rejects_fails_alone_in_its_batch(
+        shared_models: tuple[KnowledgeStore, Ingestor]) -> None:
+    from kg.sources import Document
+    from kg.sources.document import content_hash
+
+    kg, ingestor = shared_models
+
+    def doc(uri: str, text: str) -> Document:
+        return Document(uri=uri, text=text, content_hash=content_hash(text.encode()), title=uri)
+
+    docs = [doc("urn:test:with#fragment", "Mira Okafor founded Okafor Ceramics."),
+            doc("urn:test:bad uri", "Lena Brandt founded Brandt Optics."),  # a space: no IRI
+            doc("urn:test:fine", "Tomas Reyes founded Reyes Bikes.")]
+    summary = ingestor.ingest_documents(docs)
+    assert summary.failed == 1 and summary.new == 2
+    assert "urn:test:bad uri" in summary.errors[0][1]
+    assert ask(kg, 'ASK { ?e rdfs:label "Tomas Reyes" }') and ask(kg, 'ASK { ?e rdfs:label "Mira Okafor" }')
+    assert not ask(kg, 'ASK { ?e rdfs:label "Lena Brandt" }')
+    # a document URI with a fragment still gets valid sentence and chunk IRIs
+    assert ask(kg, 'ASK { ?c a kgv:Chunk ; kgv:document <urn:test:with#fragment> }')

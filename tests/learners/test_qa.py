@@ -64,6 +64,7 @@ def test_train_command_writes_models_the_engine_loads(films: KnowledgeStore, emb
     assert report.generator["steps"] == 15 and 0 <= report.generator["held_out_exact"] <= 1
     engine = open_engine(films, embedder=embedder)
     assert engine.generator is not None and engine.generator.trained
+    assert engine.scorer.name == "learned"  # zero-shot plus the fitted scorer
     a = engine.ask("Who directed Forrest Gump?")
     # whatever the barely trained model writes, the answer stays grounded
     assert a.entities[0] == "Robert Zemeckis"
