@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Literal, Sequence
 
@@ -87,7 +87,6 @@ class QAEngine:
     text: "TextIndex | None" = None       # text retrieval beside the graph
     embedder: object | None = None
     passages: int = 5
-    _sources_cache: dict = field(default_factory=dict)
 
     # -- the steps ---------------------------------------------------------------------
     def _choices(self, question: str, span: tuple[int, int] | None = None) -> list[_Choice]:

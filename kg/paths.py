@@ -1,4 +1,4 @@
-"""Relation paths: enumerate 1–3-hop paths from an entity, verbalise, score and follow them.
+"""Relation paths: enumerate 1–3-hop paths from an entity, score and follow them.
 
 A *path* is a tuple of hops ``(relation id, direction)``. Candidates come from the entity's
 own edges extended through :attr:`GraphIndex.follows` (which hop can follow which anywhere
@@ -8,9 +8,10 @@ the start entity (a question about X never answers X).
 
 Scorers rank paths against the question with the mention masked ("who directed X"):
 
-- :class:`ZeroShotScorer` — cosine between the question and a verbalisation of the path,
-  both embedded by the sentence-transformers model; works on a fresh graph;
-- :class:`chatbot.scorer.LearnedScorer` — trained on QA pairs generated from the graph.
+- :class:`ZeroShotScorer` — each hop must be named in the question (sentence-transformers
+  similarity of its words to the relation labels); works on a fresh graph;
+- :class:`kg.pathscore.LearnedScorer` — trained on QA pairs generated from the graph, and
+  :class:`kg.pathscore.CombinedScorer`, the two added (the default once trained).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 import numpy as np
+from spacy.lang.en.stop_words import STOP_WORDS
 
 from kg.graphindex import GraphIndex, Hop
 
@@ -78,16 +80,6 @@ def walk_text(g: GraphIndex, path: Path, nodes: list[int]) -> str:
     return " ".join(parts)
 
 
-def verbalise(g: GraphIndex, path: Path, subject: str = "X") -> str:
-    """A path as English-ish text: forward hops read "the <relation> of …", backward hops
-    "what has <relation> …" — e.g. "the directed by of what has starred actors X"."""
-    text = subject
-    for rel, direction in path:
-        label = g.relation_labels[rel].replace("_", " ")
-        text = f"the {label} of {text}" if direction > 0 else f"what has {label} {text}"
-    return text
-
-
 class PathScorer(Protocol):
     name: str
 
@@ -129,7 +121,6 @@ class ZeroShotScorer:
     def mentions(self, g: GraphIndex, question: str) -> list[tuple[int, float, int]]:
         """(relation id, strength, distance in words from the topic) for each relation the
         question mentions, in order."""
-        from spacy.lang.en.stop_words import STOP_WORDS
         tokens_ = _WORD.findall(question.lower())
         words = [(i, w) for i, w in enumerate(tokens_) if w not in STOP_WORDS and w != "x"]
         topic = [i for i, w in enumerate(tokens_) if w == "x"]
