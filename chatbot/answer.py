@@ -306,25 +306,30 @@ class QAEngine:
         if not values:
             return []
         v = self.store.vocab
-        text = f"""SELECT DISTINCT ?g ?src ?sent ?text ?start ?end WHERE {{
-          VALUES (?s ?p ?o) {{ {' '.join(dict.fromkeys(values))} }}
+        rows = " ".join(dict.fromkeys(values))
+        # Two small queries: an OPTIONAL over the reified statements made Oxigraph scan
+        # every statement of the graph (≈ 200 ms on a 1k-document store).
+        graphs = f"""SELECT DISTINCT ?g ?src WHERE {{ VALUES (?s ?p ?o) {{ {rows} }}
           GRAPH ?g {{ ?s ?p ?o }}
-          OPTIONAL {{ GRAPH <{v.provenance_graph}> {{ ?g prov:wasDerivedFrom ?src }} }}
-          OPTIONAL {{ GRAPH ?g {{ ?st rdf:subject ?s ; rdf:predicate ?p ; rdf:object ?o ;
-                                   prov:wasDerivedFrom ?sent . ?sent kgv:text ?text ;
-                                   kgv:start ?start ; kgv:end ?end }} }}
-        }} LIMIT 50"""
+          OPTIONAL {{ GRAPH <{v.provenance_graph}> {{ ?g prov:wasDerivedFrom ?src }} }} }} LIMIT 50"""
+        sentences = f"""SELECT DISTINCT ?g ?text ?start ?end WHERE {{ VALUES (?s ?p ?o) {{ {rows} }}
+          GRAPH ?g {{ ?st rdf:subject ?s . ?st rdf:predicate ?p . ?st rdf:object ?o .
+                      ?st prov:wasDerivedFrom ?sent . ?sent kgv:text ?text ;
+                      kgv:start ?start ; kgv:end ?end }} }} LIMIT 50"""
+        said: dict[str, list[tuple[str, int, int]]] = {}
+        for graph, stext, start, end in self.store.query(sentences).rows:
+            said.setdefault(str(graph), []).append((str(stext), int(start), int(end)))
         out: dict[tuple, Source] = {}
-        for row in self.store.query(text).rows:
-            graph, src, sent, stext, start, end = (None if x is None else str(x) for x in row)
+        for graph, src in ((str(a), None if b is None else str(b)) for a, b in self.store.query(graphs).rows):
             if graph == str(v.inferred_graph):
-                key = ("inferred", "")
-                out.setdefault(key, Source(document="inferred by reasoning", kind="inferred"))
+                out.setdefault(("inferred", ""), Source(document="inferred by reasoning", kind="inferred"))
                 continue
             doc = src or graph
-            out.setdefault((doc, stext or ""), Source(
-                document=doc, sentence=stext or "", kind="fact" if stext else "file",
-                start=int(start) if start else None, end=int(end) if end else None))
+            for stext, start, end in said.get(graph, []):
+                out.setdefault((doc, stext), Source(document=doc, sentence=stext, kind="fact",
+                                                    start=start, end=end))
+            if graph not in said:
+                out.setdefault((doc, ""), Source(document=doc, kind="file"))
         return sorted(out.values(), key=lambda s: (not s.sentence, s.document))
 
 
