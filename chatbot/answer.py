@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Literal, Sequence
@@ -148,7 +149,7 @@ class QAEngine:
         result = Answer(
             question=question, status="answered", answer="", topic=g.labels[best.node],
             entities=[g.labels[n] for n in ranked], evidence=evidence,
-            sources=self._sources([h for e in evidence for h in e], chains, best.path),
+            sources=self._sources(chains, best.path),
             confidence=confidence,
             path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in best.path],
         )
@@ -222,7 +223,7 @@ class QAEngine:
             evidence = [self._hops(paths[k], c) for c in chains]
             result = Answer(question=question, status="answered", answer="", topic=", ".join(labels[:5]),
                             entities=[g.labels[n] for n in ranked], evidence=evidence,
-                            sources=self._sources([], chains, paths[k]), confidence=0.5,
+                            sources=self._sources(chains, paths[k]), confidence=0.5,
                             path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in paths[k]])
             self._write(result, [walk_text(g, paths[k], c) for c in chains])
             result.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
@@ -231,8 +232,11 @@ class QAEngine:
                       answer="I don't know: the graph has nothing more about those.")
 
     def reload(self) -> None:
-        """Pick up graph changes (after a stated fact was stored)."""
+        """Pick up graph changes (after a stated fact was stored): the graph index and, when
+        text retrieval is on, the passage index (only new chunks are embedded)."""
         self.graph = load_graph_index(self.store)
+        if self.text is not None:
+            self.text = load_text_index(self.store, self.embedder)
 
     def _hops(self, path: Path, nodes: list[int]) -> list[Hop]:
         g = self.graph
@@ -293,7 +297,7 @@ class QAEngine:
             result.note = (f"the generator's answer ({text.strip()[:80]!r}) named something that is "
                            "not among the retrieved answers, so the retrieval's answer is shown instead")
 
-    def _sources(self, hops: Sequence[Hop], chains: list[list[int]], path: Path) -> list[Source]:
+    def _sources(self, chains: list[list[int]], path: Path) -> list[Source]:
         """Where each evidence fact is stated: the sentence for extracted facts, the
         source file for imported ones, "inferred" for the reasoner's."""
         g = self.graph
@@ -336,7 +340,6 @@ class QAEngine:
 def _fold(label: str) -> str:
     """Case, accents and spacing folded: the default model's vocabulary is uncased and
     accent-free, so "Gérard" comes back as "gerard"."""
-    import unicodedata
     text = unicodedata.normalize("NFKD", label.casefold())
     text = "".join(c for c in text if not unicodedata.combining(c))
     return " ".join(re.findall(r"[^\W_]+", text))
@@ -376,8 +379,9 @@ def open_engine(store: KnowledgeStore, *, generator: str | None = None,
     cfg = store.settings.answer
     embedder = embedder or SentenceTransformerEmbedder(store.settings.resolve.embedding_model)
     scorer: PathScorer = ZeroShotScorer(embedder)
-    learned = LearnedScorer.from_disk(models_dir(store) / "scorer", embedder)
-    if cfg.scorer == "learned" and learned is not None:
+    learned = (LearnedScorer.from_disk(models_dir(store) / "scorer", embedder)
+               if cfg.scorer == "learned" else None)
+    if learned is not None:
         scorer = CombinedScorer(scorer, learned)
     gen = None
     default = models_dir(store) / "generator"
