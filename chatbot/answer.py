@@ -21,7 +21,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from chatbot.generate.base import Generator
-from chatbot.generate.prompt import build_prompt, parse_answer
+from chatbot.generate.prompt import build_prompt, evidence_line, parse_answer
+from chatbot.labelindex import LabelIndex, fuzzy_link, load_label_index
 from chatbot.linking import Mention, link, mask
 from chatbot.textindex import TextIndex, load_text_index
 from kg.graphindex import GraphIndex, load_graph_index, tokens
@@ -88,17 +89,31 @@ class QAEngine:
     text: "TextIndex | None" = None       # text retrieval beside the graph
     embedder: object | None = None
     passages: int = 5
+    labels: "LabelIndex | None" = None    # fuzzy linking, built on first need
+    constrained: bool = True              # decode only lists of the evidence's answers
 
     # -- the steps ---------------------------------------------------------------------
     def _choices(self, question: str, span: tuple[int, int] | None = None) -> list[_Choice]:
         """Per (mention, node): its best path that reaches something, scored. ``span``
         pins the topic mention (character offsets) instead of linking."""
-        out: list[_Choice] = []
         mentions = link(self.graph, question)
         if span is not None:
             text = question[span[0]:span[1]]
             nodes = self.graph.by_label.get(" ".join(tokens(text)), [])
             mentions = [Mention(span[0], span[1], text, tuple(nodes), 10.0)] if nodes else []
+        out = self._score_mentions(question, mentions)
+        if not out and span is None and self.embedder is not None:
+            # Nothing links exactly: a misspelt name ("Forest Gump") may still be near one.
+            out = self._score_mentions(question, self._fuzzy(question))
+        return out
+
+    def _fuzzy(self, question: str) -> list[Mention]:
+        if self.labels is None or self.labels.stamp != self.graph.stamp:
+            self.labels = load_label_index(self.store.root, self.graph, self.embedder)
+        return fuzzy_link(self.graph, self.labels, self.embedder, question)
+
+    def _score_mentions(self, question: str, mentions: list[Mention]) -> list[_Choice]:
+        out: list[_Choice] = []
         for m in mentions:
             masked = mask(question, m)
             for node in m.nodes[:5]:
@@ -153,7 +168,10 @@ class QAEngine:
             confidence=confidence,
             path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in best.path],
         )
-        self._write(result, [walk_text(g, best.path, c) for c in chains])
+        self._write(result, [(g.labels[c[-1]], walk_text(g, best.path, c)) for c in chains])
+        if " ".join(tokens(best.mention.text)) not in g.by_label:  # linked fuzzily
+            read = f'read "{best.mention.text}" as "{result.topic}"'
+            result.note = f"{read}; {result.note}" if result.note else read
         return result
 
     def _add_passages(self, answer: Answer) -> None:
@@ -225,7 +243,7 @@ class QAEngine:
                             entities=[g.labels[n] for n in ranked], evidence=evidence,
                             sources=self._sources(chains, paths[k]), confidence=0.5,
                             path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in paths[k]])
-            self._write(result, [walk_text(g, paths[k], c) for c in chains])
+            self._write(result, [(g.labels[c[-1]], walk_text(g, paths[k], c)) for c in chains])
             result.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
             return result
         return Answer(question=question, status="unknown",
@@ -268,9 +286,13 @@ class QAEngine:
             return f"{label} {g.labels[others[0]]}" if d > 0 else f"{g.labels[others[0]]} {label} it"
         return g.nodes[node]
 
-    def _write(self, result: Answer, lines: list[str]) -> None:
+    def _write(self, result: Answer, shown: list[tuple[str, str]]) -> None:
         """The answer sentence: generated from the evidence when a trained generator is
-        there and names only evidence entities; composed from the retrieval otherwise."""
+        there and names only evidence entities; composed from the retrieval otherwise.
+
+        ``shown`` holds ``(answer label, walk)`` per evidence line. With
+        ``answer.constrained`` decoding can only name those answers; the generator still
+        chooses which, in which order."""
         composed = _compose(result.entities)
         gen = self.generator
         if gen is None:
@@ -282,7 +304,9 @@ class QAEngine:
             result.note = ("the default generator is untrained (run `kgchat train`): "
                            "answer composed from the retrieved graph paths")
             return
-        text = gen.generate(build_prompt(result.question, lines))
+        prompt = build_prompt(result.question, [evidence_line(a, w) for a, w in shown])
+        choices = [a for a, _ in shown] if self.constrained else None
+        text = gen.generate(prompt, choices=choices)
         # Only the retrieval's answer entities may be named: the evidence also holds the
         # topic and intermediate nodes, which are never the answer.
         allowed = {_fold(e): e for e in result.entities}
@@ -392,5 +416,5 @@ def open_engine(store: KnowledgeStore, *, generator: str | None = None,
         gen = TransformersGenerator.load(default)
     text = load_text_index(store, embedder) if cfg.passages else None
     return QAEngine(store=store, graph=graph, scorer=scorer, generator=gen,
-                    clarify_margin=cfg.clarify_margin, max_hops=cfg.max_hops,
+                    clarify_margin=cfg.clarify_margin, max_hops=cfg.max_hops, constrained=cfg.constrained,
                     text=text, embedder=embedder, passages=cfg.passages)

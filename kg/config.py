@@ -111,6 +111,9 @@ class AnswerSettings(_Section):
     clarify_margin: float = Field(default=0.05, ge=0)
     """Ask which entity is meant when two share the question's name and their best
     readings score within this margin."""
+    constrained: bool = True
+    """Constrained decoding: the generator can only list answers shown in its evidence
+    (it still picks which, and their order). Off: free text, checked afterwards."""
 
 
 class Settings(_Section):

@@ -24,7 +24,7 @@ from learners.qa import QAPair, generate_pairs, save_pairs
 @dataclass
 class TrainPlan:
     pairs: int = 3000                  # generated QA pairs (1–3 hops, evenly)
-    generator_steps: int = 600
+    generator_steps: int = 2000        # copying from evidence emerges after ~1k steps
     scorer_epochs: int = 3
     seed: int = 0
     generator: str = ""                # start from this model (path or hub id); "" = tiny default
@@ -36,6 +36,18 @@ class TrainReport:
     pairs: int = 0
     scorer: dict = field(default_factory=dict)
     generator: dict = field(default_factory=dict)
+
+
+def generator_example(p: QAPair) -> "QAExample":
+    """Evidence lines (answer first, then its walk) → the answers of those lines, which are
+    also what constrained decoding may choose from. Pair evidence is one walk per answer,
+    in the order of ``p.answers``."""
+    from chatbot.generate.prompt import evidence_line
+    from learners.recipes.generator_sft import QAExample
+
+    shown = p.answers[:len(p.evidence)]
+    return QAExample(p.question, [evidence_line(a, w) for a, w in zip(shown, p.evidence)],
+                     list(shown), choices=list(shown))
 
 
 def _swap_in(tmp: Path, final: Path) -> None:
@@ -55,7 +67,7 @@ def train(store: KnowledgeStore, plan: TrainPlan, embedder: object,
     """One training run; ``on_stage(name, total_steps)`` and ``on_step(step, loss)`` drive
     a progress display."""
     from chatbot.generate.hf import TransformersGenerator
-    from learners.recipes.generator_sft import (QAExample, TrainConfig, evaluate_exact,
+    from learners.recipes.generator_sft import (TrainConfig, evaluate_exact,
                                                 save_checkpoint, train_generator)
     from learners.recipes.path_scorer import ScorerConfig, train_path_scorer
     from learners.tiny import build_tiny_model
@@ -87,10 +99,7 @@ def train(store: KnowledgeStore, plan: TrainPlan, embedder: object,
 
     # The generator: evidence in, answer out; a held-out slice measures it.
     rng = random.Random(plan.seed)
-    # The target is the answer the first evidence walk ends at: one walk always fits the
-    # prompt, so every target can be copied from what the model is shown (longer answer
-    # sets cut at the prompt's length taught it to invent the missing ones).
-    examples = [QAExample(p.question, p.evidence, p.answers[:1]) for p in pairs]
+    examples = [generator_example(p) for p in pairs]
     rng.shuffle(examples)
     n_held = max(1, int(len(examples) * plan.held_out))
     held, train_set = examples[:n_held], examples[n_held:] or examples

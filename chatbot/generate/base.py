@@ -7,7 +7,7 @@ provider (a local transformers model today, an OpenAI-compatible server later) p
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Iterator, Protocol, Sequence, runtime_checkable
 
 __all__ = ["Generator", "MARKER"]
 
@@ -32,10 +32,16 @@ class Generator(Protocol):
         noise, so callers should fall back to showing the evidence instead."""
         ...
 
-    def generate(self, prompt: str, *, max_new_tokens: int = 32) -> str:
-        """The continuation of ``prompt`` (without the prompt), special tokens removed."""
+    def generate(self, prompt: str, *, max_new_tokens: int = 32,
+                 choices: Sequence[str] | None = None) -> str:
+        """The continuation of ``prompt`` (without the prompt), special tokens removed.
+
+        With ``choices``, decoding is constrained: the text is a comma-separated list of
+        some of those strings (in :func:`~chatbot.generate.prompt.format_target`'s format),
+        so a grounded answer can only name what the evidence holds."""
         ...
 
-    def stream(self, prompt: str, *, max_new_tokens: int = 32) -> Iterator[str]:
+    def stream(self, prompt: str, *, max_new_tokens: int = 32,
+               choices: Sequence[str] | None = None) -> Iterator[str]:
         """The same text as :meth:`generate`, in pieces as they are produced."""
         ...

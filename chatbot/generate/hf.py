@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
 from chatbot.generate.base import MARKER
+from chatbot.generate.constrain import choice_grammar, prefix_fn
 from kg.errors import ModelError
 
 __all__ = ["TransformersGenerator", "prompt_ids", "auto_device"]
@@ -146,31 +147,40 @@ class TransformersGenerator:
                                         encoding="utf-8")
         return directory
 
-    def _inputs(self, prompt: str, max_new_tokens: int) -> dict[str, Any]:
+    def _inputs(self, prompt: str, max_new_tokens: int,
+                choices: Sequence[str] | None = None) -> dict[str, Any]:
         ids = torch.tensor([prompt_ids(self.tokenizer, prompt,
                                        use_chat_template=self.use_chat_template)], device=self.device)
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        if isinstance(eos, list):
+            eos = eos[0]
         pad = self.tokenizer.pad_token_id
-        return dict(
+        inputs = dict(
             input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
             # Greedy whatever the checkpoint's generation_config says (instruct models ship
             # sampling defaults); pad falls back to eos for tokenizers without one.
             do_sample=False, num_beams=1, eos_token_id=eos,
             pad_token_id=pad if pad is not None else eos,
         )
+        if choices:
+            grammar = choice_grammar(self.tokenizer, choices, eos)
+            inputs["prefix_allowed_tokens_fn"] = prefix_fn(grammar, ids.shape[1])
+        return inputs
 
-    def generate(self, prompt: str, *, max_new_tokens: int = 32) -> str:
-        inputs = self._inputs(prompt, max_new_tokens)
+    def generate(self, prompt: str, *, max_new_tokens: int = 32,
+                 choices: Sequence[str] | None = None) -> str:
+        inputs = self._inputs(prompt, max_new_tokens, choices)
         with torch.inference_mode():
             out = self.model.generate(**inputs)
         new = out[0, inputs["input_ids"].shape[1]:]
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
-    def stream(self, prompt: str, *, max_new_tokens: int = 32) -> Iterator[str]:
+    def stream(self, prompt: str, *, max_new_tokens: int = 32,
+               choices: Sequence[str] | None = None) -> Iterator[str]:
         from transformers import TextIteratorStreamer
 
-        inputs = self._inputs(prompt, max_new_tokens)
+        inputs = self._inputs(prompt, max_new_tokens, choices)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         errors: list[BaseException] = []
 

@@ -2,8 +2,12 @@
 serving. It is short on purpose: the offline default model is tiny and every prompt token
 costs training time.
 
-    question: who directed forrest gump ? evidence: forrest gump directed by robert
-    zemeckis ; ... answer: robert zemeckis , ron howard
+    question: who directed forrest gump ? evidence: robert zemeckis <- forrest gump
+    directed by robert zemeckis ; ... answer: robert zemeckis , ron howard
+
+Each evidence line starts with the entity it supports, then the walk that reaches it: a
+tiny model learns to copy a name from a fixed place far sooner than from the end of a walk
+of unknown length.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-__all__ = ["build_prompt", "format_target", "parse_answer", "ANSWER_SEPARATOR", "MAX_EVIDENCE"]
+__all__ = ["build_prompt", "evidence_line", "format_target", "parse_answer", "ANSWER_SEPARATOR",
+           "MAX_EVIDENCE"]
 
 MAX_EVIDENCE = 6
 ANSWER_SEPARATOR = " , "
@@ -22,6 +27,11 @@ _SPACE = re.compile(r"\s+")
 def _clean(text: str) -> str:
     # One line per field: a newline or stray separator inside a label must not break the format.
     return _SPACE.sub(" ", text).strip()
+
+
+def evidence_line(answer: str, walk: str) -> str:
+    """One evidence line: ``"{answer} <- {walk}"`` (the walk ends at the answer)."""
+    return f"{_clean(answer)} <- {_clean(walk)}"
 
 
 def build_prompt(question: str, evidence: Sequence[str], max_evidence: int = MAX_EVIDENCE) -> str:

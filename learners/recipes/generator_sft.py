@@ -51,6 +51,7 @@ class QAExample:
     question: str
     evidence: list[str]
     answer: list[str]  # entity labels; the target joins them with " , "
+    choices: list[str] | None = None  # what constrained decoding may name (evaluation)
 
 
 @dataclass
@@ -91,10 +92,17 @@ def encode_example(tokenizer: Any, example: QAExample, max_len: int,
 
     Too long? Drop evidence lines from the end (retrieval ranks the best first) until it fits.
     """
-    target = tokenizer(format_target(example.answer), add_special_tokens=False)["input_ids"]
-    target = list(target) + [tokenizer.eos_token_id]
+    def target_for(n: int) -> list[int]:
+        # Only answers the shown lines hold: a target naming a line cut for length would
+        # teach the model to invent.
+        shown = " ; ".join(example.evidence[:n])
+        answer = [a for a in example.answer if a in shown] or example.answer[:1]
+        ids = tokenizer(format_target(answer), add_special_tokens=False)["input_ids"]
+        return list(ids) + [tokenizer.eos_token_id]
+
     for n in range(min(len(example.evidence), max_evidence), -1, -1):
         prompt = prompt_ids(tokenizer, build_prompt(example.question, example.evidence, n))
+        target = target_for(n)
         if len(prompt) + len(target) <= max_len:
             break
     ids = (prompt + target)[:max_len]  # only a question longer than max_len is cut here
@@ -225,7 +233,7 @@ def evaluate_exact(generator_or_model: Generator | Any, tokenizer: Any | None,
     hits = 0
     for ex in examples:
         text = generator.generate(build_prompt(ex.question, ex.evidence, max_evidence),
-                                  max_new_tokens=max_new_tokens)
+                                  max_new_tokens=max_new_tokens, choices=ex.choices)
         predicted = {_normalise(a, tokenizer) for a in parse_answer(text)}
         hits += predicted == {_normalise(a, tokenizer) for a in ex.answer}
     return hits / len(examples) if examples else 0.0

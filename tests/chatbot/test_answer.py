@@ -90,6 +90,16 @@ def test_two_hop_answer_is_the_whole_set_with_evidence_and_sources(engine: QAEng
     assert a.latency_ms > 0 and 0 < a.confidence <= 1
 
 
+def test_misspelt_name_is_linked_fuzzily_and_said_so(engine: QAEngine) -> None:
+    a = engine.ask("Who directed Forest Gumpp?")
+    assert a.status == "answered" and a.topic == "Forrest Gump"
+    assert a.entities == ["Robert Zemeckis"]
+    assert 'read "Forest Gumpp" as "Forrest Gump"' in a.note
+    assert (engine.store.root / "index" / "labels" / "labels.faiss").exists()
+    # a name that is merely similar in meaning is not a typo of one in the graph
+    assert engine.ask("Who directed Sunrise Boulevard?").status == "unknown"
+
+
 def test_unknown_entity_gets_i_dont_know(engine: QAEngine) -> None:
     a = engine.ask("What is the capital of Atlantis?")
     assert a.status == "unknown" and "don't know" in a.answer and not a.entities
@@ -116,16 +126,21 @@ def test_generator_that_names_unretrieved_entities_is_overruled(engine: QAEngine
     class Liar:
         name, trained = "liar", True
 
-        def generate(self, prompt: str, *, max_new_tokens: int = 32) -> str:
+        def generate(self, prompt: str, *, max_new_tokens: int = 32, choices=None) -> str:
             return "tom hanks , alfred hitchcock"
 
-        def stream(self, prompt: str, *, max_new_tokens: int = 32):
+        def stream(self, prompt: str, *, max_new_tokens: int = 32, choices=None):
             yield self.generate(prompt)
 
     class Echo(Liar):
         name = "echo"
 
-        def generate(self, prompt: str, *, max_new_tokens: int = 32) -> str:
+        offered: list = []
+        prompts: list = []
+
+        def generate(self, prompt: str, *, max_new_tokens: int = 32, choices=None) -> str:
+            self.offered.append(choices)
+            self.prompts.append(prompt)
             return "frank darabont"  # uncased, as the tiny model writes
 
     try:
@@ -137,6 +152,10 @@ def test_generator_that_names_unretrieved_entities_is_overruled(engine: QAEngine
         b = engine.ask("Who directed the films that Tom Hanks starred in?")
         assert b.generator == "echo" and b.answer.startswith("Frank Darabont, ") and b.entities[0] == "Frank Darabont"
         assert set(b.entities) == HANKS_DIRECTORS
+        # constrained decoding is offered the answers of the evidence lines, nothing else
+        assert Echo.offered[-1] and set(Echo.offered[-1]) <= HANKS_DIRECTORS
+        first_line = Echo.prompts[-1].split("evidence: ")[1]
+        assert first_line.startswith(f"{Echo.offered[-1][0]} <- Tom Hanks starred actors of ")
     finally:
         engine.generator = None
 

@@ -146,11 +146,11 @@ def test_evaluate_exact(trained) -> None:
     class Oracle:  # any Generator works; answers are compared case-insensitively as sets
         name, trained = "oracle", True
 
-        def generate(self, prompt: str, *, max_new_tokens: int = 32) -> str:
+        def generate(self, prompt: str, *, max_new_tokens: int = 32, choices=None) -> str:
             ex = next(e for e in data if build_prompt(e.question, e.evidence) == prompt)
             return " , ".join(a.upper() for a in reversed(ex.answer + ex.answer))
 
-        def stream(self, prompt: str, *, max_new_tokens: int = 32) -> Iterator[str]:
+        def stream(self, prompt: str, *, max_new_tokens: int = 32, choices=None) -> Iterator[str]:
             yield self.generate(prompt, max_new_tokens=max_new_tokens)
 
     assert evaluate_exact(Oracle(), tokenizer, data) == 1.0
@@ -164,3 +164,32 @@ def test_load_errors_say_what_to_do(tmp_path: Path) -> None:
         TransformersGenerator.load(minilm_path(), device="cpu")
     with pytest.raises(ModelError, match="not in the Hugging Face cache"):
         TransformersGenerator.load("kgchat-test/no-such-model", device="cpu")
+
+
+def test_choice_grammar_allows_only_lists_of_the_choices(tiny) -> None:
+    from chatbot.generate.constrain import choice_grammar
+
+    tokenizer = tiny[1]
+    eos = tokenizer.eos_token_id
+    grammar = choice_grammar(tokenizer, ["robert zemeckis", "robert redford", "ron howard"], eos)
+    ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    robert = ids(" robert")
+    assert set(grammar.allowed([])) == {robert[0], ids(" ron")[0]}
+    assert eos not in grammar.allowed(robert)  # "robert" alone is not a choice
+    done = ids(" robert zemeckis")
+    assert set(grammar.allowed(done)) == {ids(",")[0], eos}
+    assert set(grammar.allowed(done + ids(" , "))) == {robert[0], ids(" ron")[0]}
+
+
+def test_constrained_generation_names_only_the_choices(tiny) -> None:
+    # Even an untrained model, whose free output is noise, can only list the choices.
+    generator = TransformersGenerator(tiny[0], tiny[1], info={"trained": False})
+    choices = ["the kalo mirvex", "dra tulsen"]
+    for ex in copy_task(5, seed=13):
+        text = generator.generate(build_prompt(ex.question, ex.evidence), max_new_tokens=24,
+                                  choices=choices)
+        named = parse_answer(text)
+        assert named and set(named) <= set(choices), text
+        streamed = "".join(generator.stream(build_prompt(ex.question, ex.evidence),
+                                            max_new_tokens=24, choices=choices))
+        assert streamed == text
