@@ -94,8 +94,9 @@ def main() -> None:
     ap.add_argument("--store", type=Path, default=ROOT / "bench" / "out" / "metaqa-store")
     ap.add_argument("--train", action="store_true", help="run `kgchat train` on the store first")
     ap.add_argument("--pairs", type=int, default=6000)
-    ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--scorers", default="zero-shot,learned")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--scorers", default="zero-shot,learned-alone,learned",
+                    help="learned = zero-shot + learned (the default engine's)")
     ap.add_argument("--generator", action="store_true",
                     help="also time end to end with the store's trained generator")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
@@ -114,13 +115,12 @@ def main() -> None:
     for name in args.scorers.split(","):
         if name == "zero-shot":
             scorers[name] = ZeroShotScorer(embedder)
-        elif name == "learned":
+        elif name in ("learned", "learned-alone"):
             learned = LearnedScorer.from_disk(models_dir(store) / "scorer", embedder)
             if learned is None:
                 console.print("[yellow]no learned scorer in the store (use --train); skipped[/yellow]")
                 continue
-            scorers["learned alone"] = learned
-            scorers[name] = CombinedScorer(ZeroShotScorer(embedder), learned)
+            scorers[name] = learned if name == "learned-alone" else CombinedScorer(ZeroShotScorer(embedder), learned)
     results: dict = {"split": args.split, "n_per_hop": args.n, "scorers": {}}
     table = Table(title=f"MetaQA {args.split}: Hits@1 (plain questions; bracketed beside)")
     for col in ("scorer", "hops", "plain", "bracketed", "retrieval p50 / p95 ms"):

@@ -254,7 +254,7 @@ class QAEngine:
         text retrieval is on, the passage index (only new chunks are embedded)."""
         self.graph = load_graph_index(self.store)
         if self.text is not None:
-            self.text = load_text_index(self.store, self.embedder)
+            self.text = load_text_index(self.store, self.embedder, self.graph.stamp)
 
     def _hops(self, path: Path, nodes: list[int]) -> list[Hop]:
         g = self.graph
@@ -414,7 +414,7 @@ def open_engine(store: KnowledgeStore, *, generator: str | None = None,
         gen = TransformersGenerator.load(name)
     elif default.exists():
         gen = TransformersGenerator.load(default)
-    text = load_text_index(store, embedder) if cfg.passages else None
+    text = load_text_index(store, embedder, graph.stamp) if cfg.passages else None
     return QAEngine(store=store, graph=graph, scorer=scorer, generator=gen,
                     clarify_margin=cfg.clarify_margin, max_hops=cfg.max_hops, constrained=cfg.constrained,
                     text=text, embedder=embedder, passages=cfg.passages)

@@ -23,7 +23,7 @@ from kg.graphindex import GraphIndex
 from kg.resolve import CachedEmbedder, FaissIndex
 from kg.resolve.names import string_similarity
 
-from chatbot.linking import Mention, _words
+from chatbot.linking import Mention, best_mentions, question_words
 
 __all__ = ["LabelIndex", "load_label_index", "fuzzy_link", "MIN_COSINE", "MIN_SIMILARITY"]
 
@@ -84,7 +84,7 @@ def load_label_index(root: Path, g: GraphIndex, embedder: object) -> LabelIndex:
 def _spans(question: str, max_tokens: int) -> list[tuple[int, int]]:
     """Word spans worth looking up: up to ``max_tokens`` words, starting and ending on a
     content word (not a stop word or a question word)."""
-    words = _words(question)
+    words = question_words(question)
     content = [w not in STOP_WORDS and len(w) > 2 for w, _, _ in words]
     out = []
     for i in range(len(words)):
@@ -117,9 +117,6 @@ def fuzzy_link(g: GraphIndex, labels: LabelIndex, embedder: object, question: st
             if sim >= MIN_SIMILARITY and (best is None or sim > best[0]):
                 best = (sim, key)
         if best is not None:
-            n_words = len(_words(text))
+            n_words = len(question_words(text))
             found.append(Mention(s, e, text, tuple(g.by_label[best[1]]), best[0] + 0.5 * n_words))
-    kept = [m for m in found if not any(
-        o is not m and o.start <= m.start and m.end <= o.end and o.score > m.score for o in found)]
-    kept.sort(key=lambda m: (-m.score, m.start))
-    return kept[:top]
+    return best_mentions(found, top)

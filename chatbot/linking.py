@@ -31,13 +31,13 @@ class Mention:
     score: float
 
 
-def _words(text: str) -> list[tuple[str, int, int]]:
+def question_words(text: str) -> list[tuple[str, int, int]]:
     return [(m.group().casefold(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
 def link(g: GraphIndex, question: str, *, top: int = 4) -> list[Mention]:
     """Candidate mentions, best first (at most ``top``, overlapping spans allowed)."""
-    words = _words(question)
+    words = question_words(question)
     found: list[Mention] = []
     for i in range(len(words)):
         for n in range(min(g.max_label_tokens, len(words) - i), 0, -1):
@@ -57,7 +57,11 @@ def link(g: GraphIndex, question: str, *, top: int = 4) -> list[Mention]:
             if i == 0 and surface[:1].isupper() and not content:
                 score -= 1.0  # a sentence-initial capital says nothing
             found.append(Mention(start, end, surface, tuple(nodes), score))
-    # A span inside a longer capitalised match ("Tom" in "Tom Hanks") is dropped.
+    return best_mentions(found, top)
+
+
+def best_mentions(found: list[Mention], top: int) -> list[Mention]:
+    """The ``top`` best mentions; a span inside a better one ("Tom" in "Tom Hanks") is dropped."""
     kept = [m for m in found if not any(
         o is not m and o.start <= m.start and m.end <= o.end and o.score > m.score for o in found)]
     kept.sort(key=lambda m: (-m.score, m.start))

@@ -80,9 +80,11 @@ def passage(c: Chunk) -> str:
     return f"{c.title}. {c.text}" if c.title and not c.text.startswith(c.title) else c.text
 
 
-def load_text_index(store: KnowledgeStore, embedder: object) -> TextIndex:
+def load_text_index(store: KnowledgeStore, embedder: object, stamp: str | None = None) -> TextIndex:
+    """The passage index for the store's graph (``stamp``: its graph stamp, when the caller
+    has just computed it)."""
     path = store.root / "index" / "text"
-    stamp = graph_stamp(store)
+    stamp = stamp or graph_stamp(store)
     ti = TextIndex.from_disk(path)
     if ti is not None and ti.stamp == stamp:
         return ti

@@ -28,6 +28,13 @@ def test_generated_pairs_are_grounded_in_the_graph(films: KnowledgeStore, tmp_pa
         assert sorted(g.labels[n] for n in reached) == sorted(p.answers)
         assert p.topic in p.question
         assert any(p.answers[0] in line for line in p.evidence)
+    # the generator sees each answer first on its own evidence line, then its walk
+    from learners.train import generator_example
+    multi = next(p for p in pairs if len(p.evidence) > 1)
+    ex = generator_example(multi)
+    assert ex.answer == ex.choices == multi.answers[:len(multi.evidence)]
+    for answer, line, walk in zip(ex.answer, ex.evidence, multi.evidence):
+        assert line == f"{answer} <- {walk}" and walk.endswith(answer)
     save_pairs(pairs, tmp_path / "pairs.jsonl")
     assert load_pairs(tmp_path / "pairs.jsonl") == pairs
     assert [p.question for p in generate_pairs(g, 10, seed=3)] == [p.question for p in pairs[:10]]
