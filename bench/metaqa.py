@@ -16,6 +16,7 @@ import argparse
 import json
 import random
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -107,7 +108,11 @@ def main() -> None:
     if args.train:
         from learners.train import TrainPlan, train
         t0 = time.perf_counter()
-        report = train(store, TrainPlan(pairs=args.pairs, generator_steps=args.steps), embedder)
+        for old in ("models", "replay"):  # a fresh first round, not an update of the last run
+            shutil.rmtree(store.root / old, ignore_errors=True)
+        # open-book only and every step used: the figures issue 4 reported
+        report = train(store, TrainPlan(pairs=args.pairs, generator_steps=args.steps, epochs=1000,
+                                        closed_book=False, gate=False), embedder)
         console.print(f"trained in {time.perf_counter() - t0:.0f} s: scorer {report.scorer}; "
                       f"generator {report.generator}")
     graph = load_graph_index(store)

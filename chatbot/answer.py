@@ -397,6 +397,7 @@ def open_engine(store: KnowledgeStore, *, generator: str | None = None,
     scorer when `kgchat train` made one (the zero-shot scorer otherwise) and the generator:
     ``generator`` (a local path or cached hub id), else the store's trained default."""
     from chatbot.generate.hf import TransformersGenerator
+    from chatbot.generate.registry import ModelRegistry
     from kg.resolve import SentenceTransformerEmbedder
 
     graph = load_graph_index(store)
@@ -408,11 +409,11 @@ def open_engine(store: KnowledgeStore, *, generator: str | None = None,
     if learned is not None:
         scorer = CombinedScorer(scorer, learned)
     gen = None
-    default = models_dir(store) / "generator"
+    default = ModelRegistry(models_dir(store) / "generator").current_path()
     name = generator or cfg.generator
     if name:
         gen = TransformersGenerator.load(name)
-    elif default.exists():
+    elif default is not None:
         gen = TransformersGenerator.load(default)
     text = load_text_index(store, embedder, graph.stamp) if cfg.passages else None
     return QAEngine(store=store, graph=graph, scorer=scorer, generator=gen,

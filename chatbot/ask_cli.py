@@ -1,4 +1,4 @@
-"""``kgchat ask``, ``kgchat chat`` and ``kgchat train``: questions in, grounded answers out."""
+"""``kgchat ask`` and ``kgchat chat``: questions in, grounded answers out."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from chatbot.answer import Answer
 
 
+def _writer(name: str) -> str:
+    # ".../models/generator/versions/v0003" → "generator v0003"
+    parts = name.rstrip("/").split("/")
+    return f"generator {parts[-1]}" if len(parts) > 1 and parts[-2] == "versions" else name
+
+
 def print_answer(console: Console, a: Answer) -> None:
     colour = {"answered": "green", "unknown": "yellow", "clarify": "cyan"}[a.status]
     console.print(f"[bold {colour}]{a.answer}[/bold {colour}]")
@@ -22,7 +28,7 @@ def print_answer(console: Console, a: Answer) -> None:
     if a.status == "answered":
         console.print(f"[dim]topic:[/dim] {a.topic}   [dim]path:[/dim] {' → '.join(a.path)}   "
                       f"[dim]confidence:[/dim] {a.confidence:.2f}   [dim]{a.latency_ms:.0f} ms[/dim]   "
-                      f"[dim]written by:[/dim] {'/'.join(a.generator.split('/')[-2:])}")
+                      f"[dim]written by:[/dim] {_writer(a.generator)}")
         console.print(f"[dim]answer entities:[/dim] {', '.join(a.entities[:10])}"
                       + (f" (+{len(a.entities) - 10})" if len(a.entities) > 10 else ""))
         console.print("[dim]evidence:[/dim]")
@@ -82,44 +88,6 @@ def register(app: typer.Typer, console: Console, err: Console) -> None:
                     console.print(f"[bold]Q:[/bold] {q}", markup=True, highlight=False)
                     print_answer(console, a)
                     console.print()
-
-    @app.command()
-    def train(
-        ctx: typer.Context,
-        pairs: int = typer.Option(3000, help="QA pairs to generate from the graph (1–3 hops)."),
-        steps: int = typer.Option(2000, help="Generator training steps (batches of 32; ~8 min on 2 cores)."),
-        scorer_epochs: int = typer.Option(3, help="Epochs of path-scorer training."),
-        generator: str = typer.Option("", help="Start from this causal LM (folder or cached hub id) "
-                                               "instead of the tiny default."),
-        seed: int = typer.Option(0),
-    ) -> None:
-        """Learn from the graph itself: generate grounded QA pairs, train the path scorer
-        that picks relation paths for questions and the generator that writes answers from
-        evidence. Models go to <store>/models/ and replace the previous ones only when done."""
-        from kg.resolve import SentenceTransformerEmbedder
-        from learners.train import TrainPlan, train as run_train
-
-        plan = TrainPlan(pairs=pairs, generator_steps=steps, scorer_epochs=scorer_epochs,
-                         generator=generator, seed=seed)
-        with ctx.obj.open() as kg:
-            embedder = SentenceTransformerEmbedder(kg.settings.resolve.embedding_model)
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(),
-                          console=err) as progress:
-                state: dict = {}
-
-                def on_stage(name: str, total: int) -> None:
-                    if "task" in state:
-                        progress.update(state["task"], completed=progress.tasks[state["task"]].total)
-                    state["task"] = progress.add_task(name, total=total, loss=0.0)
-
-                def on_step(step: int, loss: float) -> None:
-                    progress.update(state["task"], completed=step, loss=loss)
-
-                report = run_train(kg, plan, embedder, on_stage, on_step)
-        console.print(f"QA pairs: {report.pairs}")
-        console.print(f"path scorer: {json.dumps(report.scorer)}")
-        console.print(f"generator: {json.dumps(report.generator)}")
 
     @app.command()
     def chat(

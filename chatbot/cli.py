@@ -20,6 +20,7 @@ from kg.importers import FORMATS, expand_paths
 from kg.results import GRAPH_FORMATS, RESULT_FORMATS, SERIALIZERS, serialize_graph, write_table
 from chatbot.ingest_cli import register as register_ingest
 from chatbot.ask_cli import register as register_ask
+from chatbot.train_cli import register as register_train
 from kg.store import ImportReport, KnowledgeStore
 
 app = typer.Typer(
@@ -350,6 +351,7 @@ def demo(
 
 register_ingest(app, console, err)
 register_ask(app, console, err)
+register_train(app, console, err)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -101,13 +101,12 @@ def run_demo(kg: KnowledgeStore, data: Path, console: Console, *,
     console.print(f"{s.total} inferred triples in {s.seconds:.2f} s")
     console.rule("[bold]4. train the default generator (briefly) on QA pairs from the graph")
     from kg.resolve import SentenceTransformerEmbedder
+    from chatbot.train_cli import print_round
     from learners.train import TrainPlan, train
 
     embedder = SentenceTransformerEmbedder(kg.settings.resolve.embedding_model)
     report = train(kg, TrainPlan(pairs=train_pairs, generator_steps=train_steps), embedder)
-    g = report.generator
-    console.print(f"{report.pairs} QA pairs; generator: {g['steps']} steps, {g['tokens_per_s']} tokens/s, "
-                  f"loss {g['final_loss']}, exact answers on held-out pairs {g['held_out_exact']:.0%}")
+    print_round(console, report.generator)
     console.rule("[bold]5. ask in plain words: answers with evidence paths and sources")
     from chatbot.answer import open_engine
     from chatbot.ask_cli import print_answer

@@ -136,12 +136,26 @@ class GraphIndex:
     def is_literal(self, node: int) -> bool:
         return self.nodes[node].startswith('"')
 
+    def node_of(self, term: str) -> int | None:
+        """The node id of an IRI (or N-Triples literal); the lookup table is built once."""
+        ids = self.__dict__.get("_node_ids")
+        if ids is None:
+            ids = self.__dict__["_node_ids"] = {t: i for i, t in enumerate(self.nodes)}
+        return ids.get(term)
+
+    def relation_of(self, iri: str) -> int | None:
+        ids = self.__dict__.get("_relation_ids")
+        if ids is None:
+            ids = self.__dict__["_relation_ids"] = {t: i for i, t in enumerate(self.relations)}
+        return ids.get(iri)
+
     # -- persistence ------------------------------------------------------------------
     def to_disk(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
         tmp = path / "graph.pkl.tmp"
         with open(tmp, "wb") as f:
-            pickle.dump((_FORMAT, self.__dict__), f, protocol=pickle.HIGHEST_PROTOCOL)
+            state = {k: v for k, v in self.__dict__.items() if not k.startswith("_")}  # not caches
+            pickle.dump((_FORMAT, state), f, protocol=pickle.HIGHEST_PROTOCOL)
         tmp.replace(path / "graph.pkl")
 
     @classmethod

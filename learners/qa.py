@@ -9,9 +9,10 @@ Each pair carries its evidence chains (what the generator is shown) and answer s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path as FsPath
 from typing import Iterator
 
@@ -29,11 +30,31 @@ WRAPPERS = ["what is {np}", "what are {np}", "which are {np}", "name {np}", "{np
 class QAPair:
     question: str
     topic: str                  # the topic entity's label
-    path: list[list[int]]       # hops as [relation id, direction]
+    path: list[list[int]]       # hops as [relation id, direction] (ids of the graph index it was made from)
     path_labels: list[str]      # "directed by", "~starred actors" (~ = backwards)
     answers: list[str]          # answer labels (the whole set)
     evidence: list[str]         # one walk per shown answer (kg.paths.walk_text), answer last
     hops: int
+    # Stable across graph rebuilds and rounds (relation ids are not): what continual
+    # learning keys its replay buffer on and re-follows to find retracted facts.
+    id: str = ""                # hash of topic IRI + relation path
+    topic_iri: str = ""
+    relations: list[list] = field(default_factory=list)  # [relation IRI, direction] per hop
+    round: int = 0              # the learning round that taught it
+    sources: list[str] = field(default_factory=list)     # source ids whose change made it
+    held: bool = False          # held back: measured, never trained on
+
+
+HELD_PERCENT = 10  # share of pairs held back (decided by id, so stable across rounds)
+
+
+def pair_id(topic_iri: str, relations: list[list]) -> str:
+    key = json.dumps([topic_iri, relations], ensure_ascii=False)
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+
+
+def is_held(pid: str, percent: int = HELD_PERCENT) -> bool:
+    return int(pid[:8], 16) % 100 < percent
 
 
 def relation_text(g: GraphIndex, rel: int) -> str:
@@ -50,15 +71,20 @@ def phrase(g: GraphIndex, path: Path, topic: str, rng: random.Random) -> str:
 
 
 def generate_pairs(g: GraphIndex, n: int, *, seed: int = 0, max_hops: int = 3,
-                   max_answers: int = 20, max_tries: int | None = None) -> Iterator[QAPair]:
-    """Up to ``n`` pairs, spread evenly over 1..max_hops hops; answer sets larger than
-    ``max_answers`` are skipped (a question with 500 answers teaches little)."""
+                   max_answers: int = 20, max_tries: int | None = None,
+                   starts: list[int] | None = None, round: int = 0,
+                   sources: list[str] | None = None) -> Iterator[QAPair]:
+    """Up to ``n`` distinct pairs, spread evenly over 1..max_hops hops; answer sets larger
+    than ``max_answers`` are skipped (a question with 500 answers teaches little).
+    ``starts`` limits the topic entities (continual learning: those a change touched)."""
     rng = random.Random(seed)
-    starts = [i for i in range(len(g.nodes)) if g.adj[i] and not g.is_literal(i)]
+    pool = starts if starts is not None else range(len(g.nodes))
+    starts = [i for i in pool if g.adj[i] and not g.is_literal(i)]
     if not starts:
         return
     made = 0
     tries = 0
+    seen: set[str] = set()
     max_tries = max_tries or 50 * n
     while made < n and tries < max_tries:
         tries += 1
@@ -68,21 +94,47 @@ def generate_pairs(g: GraphIndex, n: int, *, seed: int = 0, max_hops: int = 3,
         if not paths:
             continue
         path = rng.choice(paths)
-        answers, parents = follow(g, start, path)
-        if not answers or len(answers) > max_answers:
+        pair = make_pair(g, start, path, phrase(g, path, g.labels[start], rng), max_answers)
+        if pair is None or pair.id in seen:
             continue
-        ranked = sorted(answers, key=lambda a: g.labels[a])
-        evidence: list[str] = []
-        for a in ranked[:3]:
-            evidence.append(walk_text(g, path, chain(g, parents, a)))
+        seen.add(pair.id)
+        pair.round, pair.sources = round, list(sources or [])
         made += 1
-        yield QAPair(
-            question=phrase(g, path, g.labels[start], rng), topic=g.labels[start],
-            path=[list(h) for h in path],
-            path_labels=[("" if d > 0 else "~") + relation_text(g, r) for r, d in path],
-            answers=[g.labels[a] for a in ranked], evidence=list(dict.fromkeys(evidence)),
-            hops=hops,
-        )
+        yield pair
+
+
+def make_pair(g: GraphIndex, start: int, path: Path, question: str,
+              max_answers: int = 20) -> QAPair | None:
+    """The pair for ``question`` about ``start`` along ``path``, or None when the path
+    reaches nothing (or too much)."""
+    answers, parents = follow(g, start, path)
+    if not answers or len(answers) > max_answers:
+        return None
+    ranked = sorted(answers, key=lambda a: g.labels[a])
+    evidence = [walk_text(g, path, chain(g, parents, a)) for a in ranked[:3]]
+    relations = [[g.relations[r], d] for r, d in path]
+    pid = pair_id(g.nodes[start], relations)
+    return QAPair(
+        question=question, topic=g.labels[start], path=[list(h) for h in path],
+        path_labels=[("" if d > 0 else "~") + relation_text(g, r) for r, d in path],
+        answers=[g.labels[a] for a in ranked], evidence=list(dict.fromkeys(evidence)),
+        hops=len(path), id=pid, topic_iri=g.nodes[start], relations=relations, held=is_held(pid),
+    )
+
+
+def refollow(g: GraphIndex, pair: QAPair) -> QAPair | None:
+    """The pair as the graph ``g`` answers it now: the same question, topic and path,
+    followed again. None when the topic or a relation is gone or nothing is reached (its
+    facts were retracted); the answers may differ (a changed fact: the new truth)."""
+    node = g.node_of(pair.topic_iri)
+    rels = [g.relation_of(r) for r, _ in pair.relations]
+    if node is None or None in rels:
+        return None
+    path = tuple((r, int(d)) for r, (_, d) in zip(rels, pair.relations))
+    fresh = make_pair(g, node, path, pair.question)
+    if fresh is not None:
+        fresh.round, fresh.sources, fresh.held = pair.round, pair.sources, pair.held
+    return fresh
 
 
 def save_pairs(pairs: list[QAPair], path: FsPath) -> None:

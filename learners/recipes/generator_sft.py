@@ -168,8 +168,18 @@ def make_optimizer(model: Any, cfg: TrainConfig) -> torch.optim.AdamW:
 # --- training ---------------------------------------------------------------------------
 
 def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], cfg: TrainConfig,
-                    progress: Callable[[StepLog], None] | None = None) -> TrainResult:
-    """Train ``model`` in place for ``cfg.steps`` steps; deterministic for a given seed."""
+                    progress: Callable[[StepLog], None] | None = None, *,
+                    penalty: Callable[[Any], torch.Tensor] | None = None,
+                    resume: Mapping[str, Any] | None = None,
+                    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+                    save_every: int = 100) -> TrainResult:
+    """Train ``model`` in place for ``cfg.steps`` steps; deterministic for a given seed.
+
+    ``penalty(model)`` is added to the loss (L2-SP / EWC keep weights near the previous
+    round's). ``checkpoint(state)`` receives model, optimizer and step every
+    ``save_every`` steps; passing such a state back as ``resume`` continues exactly where
+    it was taken (the batch order is replayed from the seed, not stored).
+    """
     if not examples:
         raise ValueError("no training examples")
     torch.manual_seed(cfg.seed)
@@ -182,9 +192,17 @@ def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], c
     optimizer = make_optimizer(model, cfg)
 
     result = TrainResult(steps=0, examples_seen=0, tokens=0, seconds=0.0)
-    start = time.perf_counter()
+    first = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        first = int(resume["step"])
+        result = TrainResult(**resume["result"])
+        for _ in range(first):
+            next(order)
+    start = time.perf_counter() - result.seconds
     window: list[float] = []
-    for step in range(cfg.steps):
+    for step in range(first, cfg.steps):
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -192,6 +210,8 @@ def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], c
                  collate([encoded[i] for i in next(order)], tokenizer.pad_token_id).items()}
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
             loss = answer_loss(model, **batch)
+        if penalty is not None:
+            loss = loss + penalty(model)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -207,6 +227,10 @@ def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], c
             progress(StepLog(step + 1, cfg.steps, sum(window) / len(window), lr,
                              result.tokens / elapsed if elapsed > 0 else 0.0))
             window.clear()
+        if checkpoint and (step + 1) % save_every == 0 and step + 1 < cfg.steps:
+            result.seconds = time.perf_counter() - start
+            checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "step": step + 1, "result": asdict(result)})
     result.seconds = time.perf_counter() - start
     model.eval()
     return result

@@ -1,0 +1,190 @@
+"""Continual learning rounds on the sample film graph, with the real tiny generator:
+what changed, retirement of retracted facts, the gate, versions and rollback, resume after
+an interruption, and the regularisers."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from chatbot.generate.registry import ModelRegistry
+from kg.store import KnowledgeStore
+from learners.continual import RoundConfig, gate, run_round
+from learners.replay import ReplayBuffer
+from tests.conftest import SAMPLE, make_settings
+
+FAST = RoundConfig(new_pairs=80, max_steps=24, epochs=100, eval_pairs=12, save_every=8)
+FIRST = replace(FAST, new_pairs=400, max_steps=300, eval_pairs=30)  # enough to really learn
+
+
+def film_store(root: Path) -> KnowledgeStore:
+    kb = root / "kb"
+    kb.mkdir(parents=True)
+    shutil.copy(SAMPLE / "films.txt", kb / "films.txt")
+    store = KnowledgeStore.open(root / "store", make_settings(reason={"auto": False}), create=True)
+    store.import_file(kb / "films.txt")
+    return store
+
+
+@pytest.fixture(scope="module")
+def after_round_one(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("continual")
+    store = film_store(root)
+    report = run_round(store, FIRST)
+    store.close()
+    return root, report
+
+
+def reopen(root: Path, tmp_path: Path) -> KnowledgeStore:
+    """A private copy of the module's store after round 1."""
+    shutil.copytree(root, tmp_path / "copy")
+    return KnowledgeStore.open(tmp_path / "copy" / "store", make_settings(reason={"auto": False}))
+
+
+def test_first_round_learns_the_graph_and_registers_a_version(after_round_one) -> None:
+    root, r = after_round_one
+    assert r.round == 1 and r.accepted and r.version == "v0001"
+    assert r.new > 0 and r.replayed == 0 and r.retired == 0 and r.steps == 300
+    assert r.before["new"] == 0.0 and r.after["new"] >= 0.5  # learned, measured on held-back pairs
+    registry = ModelRegistry(root / "store" / "models" / "generator")
+    assert registry.current() == "v0001" and (registry.current_path() / "config.json").exists()
+    v = registry.get("1")
+    assert v.metrics["round"] == 1 and v.metrics["after"]["new"] == r.after["new"]
+    buffer = ReplayBuffer.from_disk(root / "store" / "replay" / "buffer")
+    assert len(buffer) > 0 and all(not p.held and p.round == 1 for p in buffer.pairs.values())
+
+
+def test_nothing_changed_means_nothing_to_learn(after_round_one, tmp_path: Path) -> None:
+    store = reopen(after_round_one[0], tmp_path)
+    with store:
+        r = run_round(store, FAST)
+    assert not r.steps and "nothing new" in r.reason
+    assert ModelRegistry(store.root / "models" / "generator").names() == ["v0001"]
+
+
+def test_changed_fact_retires_old_pairs_and_teaches_the_new_truth(after_round_one, tmp_path: Path) -> None:
+    store = reopen(after_round_one[0], tmp_path)
+    films = tmp_path / "copy" / "kb" / "films.txt"
+    text = films.read_text()
+    assert "Forrest Gump|directed_by|Robert Zemeckis" in text
+    films.write_text(text.replace("Forrest Gump|directed_by|Robert Zemeckis",
+                                  "Forrest Gump|directed_by|Ron Howard"))
+    with store:
+        store.import_file(films)
+        r = run_round(store, replace(FAST, gate=False))
+        buffer = ReplayBuffer.from_disk(store.root / "replay" / "buffer")
+    assert r.changed_sources == 1 and r.accepted and r.version == "v0002"
+    assert r.updated + r.retired > 0 and r.replayed > 0
+    about_gump = [p for p in buffer.pairs.values()
+                  if p.topic == "Forrest Gump" and p.path_labels == ["directed_by"]]
+    for p in about_gump:  # whatever survives in the buffer holds the new truth
+        assert p.answers == ["Ron Howard"] and p.round == 2
+
+
+def test_gate_rejects_forgetting_and_keeps_the_current_model(after_round_one, tmp_path: Path) -> None:
+    assert gate({"old": 0.8, "new": 0.1}, {"old": 0.5, "new": 0.9}, 0.02)[0] is False
+    assert gate({"old": 0.8, "new": 0.1}, {"old": 0.79, "new": 0.1}, 0.02)[0] is False  # not learned
+    assert gate({"old": 0.8, "new": 0.1}, {"old": 0.79, "new": 0.6}, 0.02)[0] is True
+    store = reopen(after_round_one[0], tmp_path)
+    films = tmp_path / "copy" / "kb" / "films.txt"
+    films.write_text(films.read_text() + "Big|starred_actors|Tom Hanks\nBig|directed_by|Penny Marshall\n")
+    replay_state = (store.root / "replay" / "round.json").read_text()
+    with store:
+        store.import_file(films)
+        # a learning rate this large wrecks the model: earlier pairs are forgotten
+        r = run_round(store, replace(FAST, lr=5.0, gate_margin=0.0))
+    assert not r.accepted and ("forgetting" in r.reason or "not learned" in r.reason)
+    registry = ModelRegistry(store.root / "models" / "generator")
+    assert registry.current() == "v0001" and registry.names() == ["v0001"]
+    assert (store.root / "replay" / "round.json").read_text() == replay_state
+    assert not (store.root / "models" / "round").exists()
+
+
+def test_rollback_switches_the_answering_version(after_round_one, tmp_path: Path) -> None:
+    store = reopen(after_round_one[0], tmp_path)
+    registry = ModelRegistry(store.root / "models" / "generator")
+    tmp = tmp_path / "v2"
+    shutil.copytree(registry.current_path(), tmp)
+    assert registry.add(tmp) == "v0002" and registry.current() == "v0002"
+    assert registry.set_current("v1") == "v0001" and registry.current() == "v0001"
+    with pytest.raises(Exception, match="no model version 'v0009'"):
+        registry.set_current("9")
+    store.close()
+
+
+def test_interrupted_round_resumes_exactly(tmp_path: Path) -> None:
+    class Stop(Exception):
+        pass
+
+    def stop_at(step: int, _loss: float) -> None:
+        if step == 20:  # after the checkpoint at 16
+            raise Stop
+
+    cfg = replace(FAST, closed_book=False, gate=False)
+    with film_store(tmp_path / "a") as a:
+        with pytest.raises(Stop):
+            run_round(a, cfg, on_step=stop_at)
+        assert ModelRegistry(a.root / "models" / "generator").current() is None  # untouched
+        assert (a.root / "models" / "round" / "state.pt").exists()
+        resumed = run_round(a, cfg)
+    assert resumed.resumed_from == 16 and resumed.steps == 24
+    with film_store(tmp_path / "b") as b:
+        straight = run_round(b, cfg)
+    assert straight.resumed_from == 0
+    wa = load_file(tmp_path / "a" / "store" / "models" / "generator" / "versions" / "v0001" / "model.safetensors")
+    wb = load_file(tmp_path / "b" / "store" / "models" / "generator" / "versions" / "v0001" / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-5), k
+    assert resumed.after == straight.after
+
+
+def test_ewc_penalty_gradient_is_fisher_weighted_pull() -> None:
+    from learners.recipes.regularize import ewc_penalty, l2sp_penalty
+
+    model = torch.nn.Linear(3, 2)
+    ref = {n: p.detach().clone() for n, p in model.named_parameters()}
+    fisher = {n: torch.rand_like(p) for n, p in model.named_parameters()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    ewc_penalty(ref, fisher, weight=7.0)(model).backward()
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, 7.0 * fisher[n] * (p.detach() - ref[n]), atol=1e-6)
+    model.zero_grad()
+    l2sp_penalty(ref, weight=0.5)(model).backward()
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, 0.5 * (p.detach() - ref[n]), atol=1e-6)
+
+
+def test_models_commands_list_show_and_roll_back(after_round_one, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from chatbot.cli import main
+
+    store = reopen(after_round_one[0], tmp_path)
+    registry = ModelRegistry(store.root / "models" / "generator")
+    shutil.copytree(registry.current_path(), tmp_path / "v2")
+    registry.add(tmp_path / "v2")
+    store.close()
+
+    def run(*args: str) -> tuple[int, str]:
+        try:
+            main(["--store", str(store.root), *args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().out
+
+    code, out = run("models", "list")
+    assert code == 0 and "v0001" in out and "v0002" in out and "*" in out
+    code, out = run("models", "show", "1")
+    assert code == 0 and '"round": 1' in out and '"current": false' in out
+    code, out = run("models", "rollback", "v1")
+    assert code == 0 and "now answering with v0001" in out and registry.current() == "v0001"
+    code, _ = run("models", "rollback", "v7")
+    assert code != 0 and registry.current() == "v0001"
