@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -35,6 +37,49 @@ def register(app: typer.Typer, console: Console, err: Console) -> None:
     models_app = typer.Typer(help="Versions of the answer generator: list, show, roll back.",
                              no_args_is_help=True)
     app.add_typer(models_app, name="models")
+    eval_app = typer.Typer(help="Benchmarks that kgchat runs itself.", no_args_is_help=True)
+    app.add_typer(eval_app, name="eval")
+
+    @eval_app.command("continual")
+    def eval_continual(
+        kb: Path = typer.Option(..., exists=True, dir_okay=False, help="A knowledge base file (any format `import` reads)."),
+        rounds: int = typer.Option(4, help="Parts the KB is split into, one per round."),
+        strategies: str = typer.Option("naive,replay,ewc,meta,joint", help="Comma-separated, any of these."),
+        out: Path = typer.Option(Path("continual-eval"), help="Folder for results.json and heatmaps."),
+        subjects: int = typer.Option(40, help="Subjects (e.g. films) per part."),
+        epochs: float = typer.Option(30.0, help="Passes over each round's examples."),
+        replay_ratio: float = typer.Option(0.5, help="Replayed pairs per new pair."),
+        updates: int = typer.Option(20, help="Facts of part 1 changed and taught in a last round."),
+        seed: int = typer.Option(0),
+    ) -> None:
+        """Split KB into ROUNDS disjoint parts, learn them one per round with each strategy,
+        and print the accuracy matrix R[i][j] (closed-book accuracy on part j after round i),
+        ACC, BWT and forgetting, with each strategy's training seconds and examples."""
+        from learners.continual_eval import STRATEGIES, EvalConfig, run_eval
+
+        names = tuple(s.strip() for s in strategies.split(",") if s.strip())
+        bad = [n for n in names if n not in STRATEGIES]
+        if bad or not names:
+            err.print(f"[red]unknown strategies {bad}; choose from {', '.join(STRATEGIES)}[/red]")
+            raise typer.Exit(2)
+        cfg = EvalConfig(rounds=rounds, strategies=names, subjects_per_round=subjects, epochs=epochs,
+                         replay_ratio=replay_ratio, updates=updates, seed=seed)
+        results = run_eval(kb, out, cfg, log=lambda line: err.print(line, markup=False, highlight=False))
+        table = Table(title=f"continual learning on {kb.name}: {rounds} rounds")
+        for col in ("strategy", "ACC", "BWT", "forgetting", "ACC open-book", "train s", "examples",
+                    "updated: new / stale"):
+            table.add_column(col, justify="right")
+        for name, r in results["strategies"].items():
+            u = r.get("update") or {}
+            table.add_row(name, f"{r['acc']:.3f}", f"{r['bwt']:+.3f}", f"{r['forgetting']:.3f}",
+                          f"{r['acc_open']:.3f}", f"{r['train_seconds']:.0f}", str(r["examples"]),
+                          f"{u['new_value']:.2f} / {u['stale']:.2f}" if u else "")
+        console.print(table)
+        for name, r in results["strategies"].items():
+            console.print(f"{name}: R =")
+            for row in r["matrix"]:
+                console.print("  " + "  ".join("  -  " if v is None else f"{v:.2f}" for v in row))
+        console.print(f"wrote {out / 'results.json'} and heatmap-*.png")
 
     @app.command()
     def train(
@@ -46,6 +91,9 @@ def register(app: typer.Typer, console: Console, err: Console) -> None:
         buffer_size: int = typer.Option(5000, help="Replay buffer capacity (pairs)."),
         buffer_policy: str = typer.Option("reservoir", help="reservoir | balanced (per source)."),
         regularizer: str = typer.Option("none", help="none | l2sp | ewc: pull weights towards the current model."),
+        meta: str = typer.Option("none", help="none | reptile: Reptile across sources (new pairs and each "
+                                              "replayed source are tasks)."),
+        lora_rank: int = typer.Option(0, help="> 0: train LoRA adapters of this rank (saved as a PEFT adapter)."),
         closed_book: bool = typer.Option(True, help="Also teach each pair without its evidence."),
         gate_margin: float = typer.Option(0.02, help="Most accuracy the round may lose on earlier pairs."),
         gate: bool = typer.Option(True, help="--no-gate: swap the new model in whatever it measures."),
@@ -62,27 +110,33 @@ def register(app: typer.Typer, console: Console, err: Console) -> None:
         from kg.resolve import SentenceTransformerEmbedder
         from learners.train import TrainPlan, train as run_train
 
-        if buffer_policy not in ("reservoir", "balanced") or regularizer not in ("none", "l2sp", "ewc"):
-            err.print("[red]--buffer-policy is reservoir|balanced and --regularizer none|l2sp|ewc[/red]")
+        if buffer_policy not in ("reservoir", "balanced") or regularizer not in ("none", "l2sp", "ewc") \
+                or meta not in ("none", "reptile"):
+            err.print("[red]--buffer-policy is reservoir|balanced, --regularizer none|l2sp|ewc, "
+                      "--meta none|reptile[/red]")
             raise typer.Exit(2)
         plan = TrainPlan(pairs=pairs, generator_steps=steps, epochs=epochs, scorer_epochs=scorer_epochs,
                          generator=generator, seed=seed, closed_book=closed_book,
                          replay_ratio=replay_ratio, buffer_size=buffer_size, buffer_policy=buffer_policy,
-                         regularizer=regularizer, gate_margin=gate_margin, gate=gate)
+                         regularizer=regularizer, gate_margin=gate_margin, gate=gate,
+                         lora_rank=lora_rank, meta=meta)
         with ctx.obj.open() as kg:
             embedder = SentenceTransformerEmbedder(kg.settings.resolve.embedding_model)
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(),
-                          console=err) as progress:
+                          TextColumn("loss {task.fields[loss]:.3f}  {task.fields[rate]:.0f} examples/s"),
+                          TimeElapsedColumn(), console=err) as progress:
                 state: dict = {}
 
                 def on_stage(name: str, total: int) -> None:
                     if "task" in state:
                         progress.update(state["task"], completed=progress.tasks[state["task"]].total)
-                    state["task"] = progress.add_task(name, total=total or None, loss=0.0)
+                    state["task"] = progress.add_task(name, total=total or None, loss=0.0, rate=0.0)
+                    state["start"] = time.perf_counter()
 
                 def on_step(step: int, loss: float) -> None:
-                    progress.update(state["task"], completed=step, loss=loss)
+                    elapsed = time.perf_counter() - state["start"]
+                    progress.update(state["task"], completed=step, loss=loss,
+                                    rate=step * 32 / elapsed if elapsed > 0 else 0.0)
 
                 report = run_train(kg, plan, embedder, on_stage, on_step)
         print_round(console, report.generator)

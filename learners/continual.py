@@ -58,6 +58,8 @@ class RoundConfig:
     buffer_size: int = 5000
     buffer_policy: Policy = "reservoir"
     regularizer: Regularizer = "none"
+    lora_rank: int = 0               # > 0: train LoRA adapters of this rank (peft), not all weights
+    meta: Literal["none", "reptile"] = "none"  # Reptile across sources: new pairs + each replayed source
     reg_weight: float = 0.0          # 0: the regulariser's default (l2sp 1e-3, ewc 1e3)
     closed_book: bool = True         # also teach each pair without its evidence
     gate_margin: float = 0.02        # allowed loss on held-back earlier pairs
@@ -252,6 +254,8 @@ def run_round(store: KnowledgeStore, cfg: RoundConfig, *,
     else:
         model, tokenizer = build_tiny_model(seed=cfg.seed)
         gen = None
+    if cfg.lora_rank > 0:
+        model = _with_lora(model, cfg.lora_rank)
     old_eval = held.sample(cfg.eval_pairs, exclude=fresh_ids)
     new_eval = new_held[:cfg.eval_pairs] or teach[:cfg.eval_pairs]
     probe = TransformersGenerator(model, tokenizer)
@@ -283,9 +287,18 @@ def run_round(store: KnowledgeStore, cfg: RoundConfig, *,
 
     if on_stage:
         on_stage(f"round {rnd}: training on {len(examples)} examples", steps)
-    result = train_generator(model, tokenizer, examples, tcfg, penalty=penalty, resume=resume,
-                             checkpoint=checkpoint, save_every=cfg.save_every,
-                             progress=(lambda log: on_step(log.step, log.loss)) if on_step else None)
+    if cfg.meta == "reptile" and replay:
+        from learners.recipes.reptile import train_reptile
+
+        sources = sorted({p.sources[0] if p.sources else "" for p in replay})
+        tasks = [examples_for(teach, cfg.closed_book)] + [
+            examples_for([p for p in replay if (p.sources[0] if p.sources else "") == s], cfg.closed_book)
+            for s in sources]
+        result = train_reptile(model, tokenizer, tasks, tcfg, progress=on_step)  # no mid-round resume
+    else:
+        result = train_generator(model, tokenizer, examples, tcfg, penalty=penalty, resume=resume,
+                                 checkpoint=checkpoint, save_every=cfg.save_every,
+                                 progress=(lambda log: on_step(log.step, log.loss)) if on_step else None)
     report.steps, report.examples, report.seconds = result.steps, result.examples_seen, round(result.seconds, 1)
 
     # 6. the gate
@@ -300,7 +313,8 @@ def run_round(store: KnowledgeStore, cfg: RoundConfig, *,
         save_checkpoint(model, tokenizer, tmp, result, tcfg, {
             "round": rnd, "before": report.before, "after": report.after,
             "new": report.new, "updated": report.updated, "retired": report.retired,
-            "replayed": report.replayed, "parent": registry.current() or ""})
+            "replayed": report.replayed, "parent": registry.current() or ""},
+            base=str(current or cfg.base) if cfg.lora_rank > 0 else "")
         report.version = registry.add(tmp)
         buffer.add(teach)
         held.add(new_held)
@@ -321,6 +335,16 @@ def gate(before: dict[str, float], after: dict[str, float], margin: float) -> tu
         return False, (f"not learned: held-back new pairs at {after.get('new', 0.0):.1%}, "
                        f"{before['new']:.1%} before the round")
     return True, "accepted: earlier pairs held and new ones learned"
+
+
+def _with_lora(model: Any, rank: int) -> Any:
+    """Freeze the model and train rank-``rank`` adapters on every attention and MLP
+    projection (the version saved is the adapter alone, on top of its parent)."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    return get_peft_model(model, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0,
+                                            target_modules=targets, task_type="CAUSAL_LM"))
 
 
 def _penalty(cfg: RoundConfig, model: Any, tokenizer: Any, replayed: list[Any], tcfg: Any) -> Any:

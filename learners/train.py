@@ -36,6 +36,8 @@ class TrainPlan:
     buffer_size: int = 5000
     buffer_policy: str = "reservoir"
     regularizer: str = "none"
+    lora_rank: int = 0
+    meta: str = "none"
     gate_margin: float = 0.02
     gate: bool = True
 
@@ -44,6 +46,7 @@ class TrainPlan:
                            replay_ratio=self.replay_ratio, buffer_size=self.buffer_size,
                            buffer_policy=self.buffer_policy,  # type: ignore[arg-type]
                            regularizer=self.regularizer,  # type: ignore[arg-type]
+                           lora_rank=self.lora_rank, meta=self.meta,  # type: ignore[arg-type]
                            closed_book=self.closed_book, gate_margin=self.gate_margin, gate=self.gate,
                            base=self.generator, seed=self.seed)
 

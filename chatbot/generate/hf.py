@@ -100,6 +100,8 @@ class TransformersGenerator:
             raise ModelError(
                 f"no model directory at {local}; train one (kgchat learns one from your "
                 f"graph) or pass a folder holding config.json and model weights")
+        if (local / "adapter_config.json").is_file():
+            return cls._load_adapter(local, device, use_chat_template)
         source = str(local) if local.is_dir() else name
         offline = not allow_download
         try:
@@ -131,6 +133,21 @@ class TransformersGenerator:
                 f"decoder-only model folder or a kgchat checkpoint") from exc
         info = _read_marker(local) if local.is_dir() else {}
         return cls(model, tokenizer, name=name, info=info, use_chat_template=use_chat_template)
+
+    @classmethod
+    def _load_adapter(cls, local: Path, device: str | None, use_chat_template: bool) -> "TransformersGenerator":
+        """A PEFT (LoRA) adapter folder: its base (recorded by kgchat, or in the adapter's
+        config) is loaded first, then the adapter is merged into it."""
+        from peft import PeftConfig, PeftModel
+
+        info = _read_marker(local)
+        base = info.get("base") or PeftConfig.from_pretrained(str(local)).base_model_name_or_path
+        if not base:
+            raise ModelError(f"{local} holds a LoRA adapter but names no base model")
+        parent = cls.load(base, device)
+        model = PeftModel.from_pretrained(parent.model, str(local)).merge_and_unload()
+        return cls(model, parent.tokenizer, name=str(local), info=info,
+                   use_chat_template=use_chat_template)
 
     def save(self, directory: str | Path, info: Mapping[str, Any] | None = None) -> Path:
         """Model, tokenizer and the marker (``self.info`` updated with ``info``)."""

@@ -134,18 +134,50 @@ def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[lis
 # --- model ------------------------------------------------------------------------------
 
 def answer_loss(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy on labelled positions only.
+                labels: torch.Tensor, denominator: float | None = None) -> torch.Tensor:
+    """Next-token cross-entropy on labelled positions only: their mean, or their sum over
+    ``denominator`` (see :class:`AnswerLoss`).
 
     The output layer is computed only where a label is: with a 30k vocabulary it is most of
     the compute, and answer tokens are a small share of each sequence.
     """
+    if type(model).__name__.startswith("Peft"):  # a LoRA-wrapped model: its adapted causal LM
+        model = model.get_base_model()
     hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask,
                               use_cache=False).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != IGNORE
     logits = model.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), targets[keep])
+    if denominator is None:
+        return F.cross_entropy(logits.float(), targets[keep])
+    return F.cross_entropy(logits.float(), targets[keep], reduction="sum") / denominator
+
+
+class AnswerLoss(torch.nn.Module):
+    """:func:`answer_loss` as a module, so DistributedDataParallel can wrap it (DDP syncs
+    gradients only for computations run through its own ``forward``).
+
+    Under DDP each rank holds a shard of the global batch; the loss is the shard's *sum*
+    over answer tokens divided by the global token count and multiplied by the world size,
+    so DDP's gradient average equals the single-process gradient of the global batch.
+    """
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
+                denominator: float | None = None) -> torch.Tensor:
+        return answer_loss(self.model, input_ids, attention_mask, labels, denominator)
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless torch.distributed is initialised (torchrun)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -190,6 +222,13 @@ def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], c
     batch_size = min(cfg.batch_size, len(encoded))
     order = batches(len(encoded), batch_size, torch.Generator().manual_seed(cfg.seed))
     optimizer = make_optimizer(model, cfg)
+    rank, world = _world()
+    loss_module: Any = AnswerLoss(model)
+    if world > 1:
+        # Every rank draws the same global batches (same seed) and keeps its own rows.
+        from torch.nn.parallel import DistributedDataParallel
+
+        loss_module = DistributedDataParallel(loss_module)
 
     result = TrainResult(steps=0, examples_seen=0, tokens=0, seconds=0.0)
     first = 0
@@ -206,10 +245,17 @@ def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], c
         lr = lr_at(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        rows = next(order)
+        if world > 1:
+            answer_tokens = sum(sum(t != IGNORE for t in encoded[i][1][1:]) for i in rows)
+            rows = rows[rank::world]
         batch = {k: v.to(device) for k, v in
-                 collate([encoded[i] for i in next(order)], tokenizer.pad_token_id).items()}
+                 collate([encoded[i] for i in rows], tokenizer.pad_token_id).items()}
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
-            loss = answer_loss(model, **batch)
+            if world > 1:
+                loss = loss_module(**batch, denominator=answer_tokens / world)
+            else:
+                loss = loss_module(**batch)
         if penalty is not None:
             loss = loss + penalty(model)
         optimizer.zero_grad(set_to_none=True)
@@ -264,13 +310,16 @@ def evaluate_exact(generator_or_model: Generator | Any, tokenizer: Any | None,
 
 
 def save_checkpoint(model: Any, tokenizer: Any, directory: str | Path, result: TrainResult,
-                    cfg: TrainConfig, metrics: Mapping[str, float] | None = None) -> Path:
+                    cfg: TrainConfig, metrics: Mapping[str, Any] | None = None, *,
+                    base: str = "") -> Path:
     """save_pretrained for model and tokenizer plus the marker that
-    :meth:`TransformersGenerator.load` reads (trained, counters, metrics, resolved config)."""
+    :meth:`TransformersGenerator.load` reads (trained, counters, metrics, resolved config).
+    A LoRA model saves its adapter alone; ``base`` names the checkpoint it adapts."""
     info = {
         "trained": True, "steps": result.steps, "examples": result.examples_seen,
         "metrics": {"final_loss": result.final_loss, "tokens_per_s": result.tokens_per_s,
                     "seconds": result.seconds, **(metrics or {})},
         "config": asdict(cfg),
+        **({"base": base} if base else {}),
     }
     return TransformersGenerator(model, tokenizer, info=info).save(directory)

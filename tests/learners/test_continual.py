@@ -40,6 +40,13 @@ def after_round_one(tmp_path_factory: pytest.TempPathFactory):
     return root, report
 
 
+def add_facts(store: KnowledgeStore, tmp_path: Path, lines: str) -> None:
+    """Append facts to the copied films file and import it again (a changed source)."""
+    films = tmp_path / "copy" / "kb" / "films.txt"
+    films.write_text(films.read_text() + lines)
+    store.import_file(films)
+
+
 def reopen(root: Path, tmp_path: Path) -> KnowledgeStore:
     """A private copy of the module's store after round 1."""
     shutil.copytree(root, tmp_path / "copy")
@@ -91,11 +98,9 @@ def test_gate_rejects_forgetting_and_keeps_the_current_model(after_round_one, tm
     assert gate({"old": 0.8, "new": 0.1}, {"old": 0.79, "new": 0.1}, 0.02)[0] is False  # not learned
     assert gate({"old": 0.8, "new": 0.1}, {"old": 0.79, "new": 0.6}, 0.02)[0] is True
     store = reopen(after_round_one[0], tmp_path)
-    films = tmp_path / "copy" / "kb" / "films.txt"
-    films.write_text(films.read_text() + "Big|starred_actors|Tom Hanks\nBig|directed_by|Penny Marshall\n")
     replay_state = (store.root / "replay" / "round.json").read_text()
     with store:
-        store.import_file(films)
+        add_facts(store, tmp_path, "Big|starred_actors|Tom Hanks\nBig|directed_by|Penny Marshall\n")
         # a learning rate this large wrecks the model: earlier pairs are forgotten
         r = run_round(store, replace(FAST, lr=5.0, gate_margin=0.0))
     assert not r.accepted and ("forgetting" in r.reason or "not learned" in r.reason)
@@ -188,3 +193,49 @@ def test_models_commands_list_show_and_roll_back(after_round_one, tmp_path: Path
     assert code == 0 and "now answering with v0001" in out and registry.current() == "v0001"
     code, _ = run("models", "rollback", "v7")
     assert code != 0 and registry.current() == "v0001"
+
+
+def test_lora_round_saves_an_adapter_that_loads_onto_its_parent(after_round_one, tmp_path: Path) -> None:
+    from chatbot.generate.hf import TransformersGenerator
+    from chatbot.generate.prompt import build_prompt
+
+    store = reopen(after_round_one[0], tmp_path)
+    with store:
+        add_facts(store, tmp_path, "Big|starred_actors|Tom Hanks\nBig|directed_by|Penny Marshall\n")
+        r = run_round(store, replace(FAST, lora_rank=4, gate=False, regularizer="l2sp"))
+    v2 = store.root / "models" / "generator" / "versions" / "v0002"
+    assert r.accepted and r.version == "v0002"
+    assert (v2 / "adapter_config.json").exists() and not (v2 / "model.safetensors").exists()
+    loaded = TransformersGenerator.load(v2, device="cpu")
+    assert loaded.info["base"].endswith("v0001") and loaded.trained
+    parent = TransformersGenerator.load(v2.parent / "v0001", device="cpu")
+    changed = [k for k, w in loaded.model.state_dict().items()
+               if not torch.equal(w, parent.model.state_dict()[k])]
+    assert changed and all("proj" in k for k in changed)  # only adapted projections moved
+    prompt = build_prompt("who directed Big ?", [])
+    assert isinstance(loaded.generate(prompt, max_new_tokens=8), str)
+
+
+def test_reptile_round_replays_each_source_as_a_task(after_round_one, tmp_path: Path) -> None:
+    store = reopen(after_round_one[0], tmp_path)
+    with store:
+        add_facts(store, tmp_path, "Big|starred_actors|Tom Hanks\n")
+        r = run_round(store, replace(FAST, meta="reptile", gate=False))
+    assert r.accepted and r.replayed > 0 and r.steps == 24 and "new" in r.after
+
+
+def test_train_command_reports_the_round(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from chatbot.cli import main
+
+    film_store(tmp_path).close()
+    args = ["--store", str(tmp_path / "store"), "train", "--pairs", "60", "--steps", "12",
+            "--no-gate", "--scorer-epochs", "1"]
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert not exc.code
+    out = capsys.readouterr().out
+    assert "round 1:" in out and "now answering with v0001" in out and "path scorer refitted" in out
+    with pytest.raises(SystemExit) as bad:
+        main([*args[:3], "--regularizer", "magic"])
+    assert bad.value.code == 2
