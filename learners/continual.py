@@ -118,7 +118,7 @@ def examples_for(pairs: list[QAPair], closed_book: bool) -> list[Any]:
 
 def accuracy(generator: Any, tokenizer: Any, pairs: list[QAPair], *, book: str) -> float:
     """Share of pairs whose first generated answer is one of theirs (free decoding)."""
-    from learners.recipes.generator_sft import _normalise
+    from learners.recipes.generator_sft import normalise_label
 
     if not pairs:
         return 0.0
@@ -127,8 +127,8 @@ def accuracy(generator: Any, tokenizer: Any, pairs: list[QAPair], *, book: str) 
         lines = ([evidence_line(a, w) for a, w in zip(p.answers, p.evidence)]
                  if book == "open" else [])
         named = parse_answer(generator.generate(build_prompt(p.question, lines), max_new_tokens=24))
-        gold = {_normalise(a, tokenizer) for a in p.answers}
-        hits += bool(named) and _normalise(named[0], tokenizer) in gold
+        gold = {normalise_label(a, tokenizer) for a in p.answers}
+        hits += bool(named) and normalise_label(named[0], tokenizer) in gold
     return hits / len(pairs)
 
 

@@ -125,7 +125,7 @@ def _changed(pairs: list[QAPair], n: int, rng: random.Random) -> list[QAPair]:
 def run_eval(kb: Path, out: Path, cfg: EvalConfig,
              log: Callable[[str], None] = print) -> dict[str, Any]:
     from chatbot.generate.hf import TransformersGenerator
-    from learners.recipes.generator_sft import TrainConfig, train_generator
+    from learners.recipes.generator_sft import TrainConfig, normalise_label, train_generator
     from learners.recipes.regularize import anchor, ewc_penalty, fisher_diagonal
     from learners.recipes.reptile import train_reptile
     from learners.tiny import build_tiny_model
@@ -200,9 +200,9 @@ def run_eval(kb: Path, out: Path, cfg: EvalConfig,
             new_hits = stale = 0
             for p in changed:
                 named = parse_answer(gen.generate(build_prompt(p.question, []), max_new_tokens=24))
-                first = _norm(named[0], tokenizer) if named else ""
-                new_hits += first == _norm(p.answers[0], tokenizer)
-                stale += first in {_norm(a, tokenizer) for a in old[p.id]}
+                first = normalise_label(named[0], tokenizer) if named else ""
+                new_hits += first == normalise_label(p.answers[0], tokenizer)
+                stale += first in {normalise_label(a, tokenizer) for a in old[p.id]}
             res.update = {"changed": len(changed), "new_value": round(new_hits / max(len(changed), 1), 4),
                           "stale": round(stale / max(len(changed), 1), 4)}
             log(f"  {name} update: {res.update}")
@@ -210,11 +210,6 @@ def run_eval(kb: Path, out: Path, cfg: EvalConfig,
         (out / "results.json").write_text(json.dumps(results, indent=1))
     _heatmaps(results, out)
     return results
-
-
-def _norm(label: str, tokenizer: Any) -> str:
-    from learners.recipes.generator_sft import _normalise
-    return _normalise(label, tokenizer)
 
 
 def _heatmaps(results: dict[str, Any], out: Path) -> None:

@@ -23,7 +23,7 @@ from chatbot.generate.base import Generator
 from chatbot.generate.hf import TransformersGenerator, auto_device, prompt_ids
 from chatbot.generate.prompt import MAX_EVIDENCE, build_prompt, format_target, parse_answer
 
-__all__ = ["TrainConfig", "QAExample", "StepLog", "TrainResult", "encode_example",
+__all__ = ["TrainConfig", "QAExample", "StepLog", "TrainResult", "encode_example", "normalise_label",
            "train_generator", "evaluate_exact", "save_checkpoint"]
 
 IGNORE = -100  # label of tokens that carry no loss (F.cross_entropy's ignore_index)
@@ -284,7 +284,7 @@ def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], c
 
 # --- evaluation and checkpoints ---------------------------------------------------------
 
-def _normalise(label: str, tokenizer: Any | None) -> str:
+def normalise_label(label: str, tokenizer: Any | None) -> str:
     # Through the tokenizer and back: the model can only say what its vocabulary decodes to
     # (an uncased WordPiece model never answers "Zemeckis" or "café").
     if tokenizer is not None:
@@ -304,8 +304,8 @@ def evaluate_exact(generator_or_model: Generator | Any, tokenizer: Any | None,
     for ex in examples:
         text = generator.generate(build_prompt(ex.question, ex.evidence, max_evidence),
                                   max_new_tokens=max_new_tokens, choices=ex.choices)
-        predicted = {_normalise(a, tokenizer) for a in parse_answer(text)}
-        hits += predicted == {_normalise(a, tokenizer) for a in ex.answer}
+        predicted = {normalise_label(a, tokenizer) for a in parse_answer(text)}
+        hits += predicted == {normalise_label(a, tokenizer) for a in ex.answer}
     return hits / len(examples) if examples else 0.0
 
 
