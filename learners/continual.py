@@ -10,8 +10,9 @@ Read top to bottom:
    under the same id.
 3. *New pairs* from the entities the changed sources touch (the whole graph in round 1);
    a stable tenth of them is held back for measuring.
-4. *Mix*: new + updated pairs, and ``replay_ratio`` as many replayed from the buffer;
-   each pair is taught open-book (with its evidence) and, by default, closed-book.
+4. *Mix*: new + updated pairs ``epochs`` times, and ``replay_ratio`` replayed examples per
+   new one, spread over the whole buffer (:func:`round_mix`); each pair is taught
+   open-book (with its evidence) and, by default, closed-book.
 5. *Train* from the current version (L2-SP or EWC optionally pulling towards it).
 6. *Gate*: on held-back earlier pairs the new model may lose at most ``gate_margin``; on
    held-back new pairs it must improve. Accepted: a new version becomes current and the
@@ -42,7 +43,7 @@ from learners.qa import QAPair, generate_pairs, refollow
 from learners.replay import Policy, ReplayBuffer
 
 __all__ = ["RoundConfig", "RoundReport", "run_round", "generator_example", "examples_for", "accuracy",
-           "gate", "SOURCE_KINDS"]
+           "gate", "round_mix", "SOURCE_KINDS"]
 
 SOURCE_KINDS = ("file", "document", "conversation", "url", "feedback")
 Regularizer = Literal["none", "l2sp", "ewc"]
@@ -51,10 +52,10 @@ Regularizer = Literal["none", "l2sp", "ewc"]
 @dataclass
 class RoundConfig:
     new_pairs: int = 3000            # pairs generated from what changed (round 1: the graph)
-    epochs: float = 10.0             # passes over the round's examples ...
+    epochs: float = 10.0             # passes over the round's new and updated pairs ...
     max_steps: int = 2000            # ... capped at this many steps of 32
     lr: float = 3e-3
-    replay_ratio: float = 1.0        # replayed pairs per new pair
+    replay_ratio: float = 1.0        # replayed examples per new example seen (whole buffer)
     buffer_size: int = 5000
     buffer_policy: Policy = "reservoir"
     regularizer: Regularizer = "none"
@@ -114,6 +115,44 @@ def examples_for(pairs: list[QAPair], closed_book: bool) -> list[Any]:
         if closed_book:
             out.append(type(ex)(p.question, [], list(p.answers[:3]), choices=None))
     return out
+
+
+def round_mix(teach: list[QAPair], buffer: ReplayBuffer, *, epochs: float, replay_ratio: float,
+              closed_book: bool, exclude: set[str], seed: int,
+              open_epochs: float | None = None, limit: int | None = None) -> tuple[list[Any], list[QAPair]]:
+    """A round's examples, to be seen once each in shuffled order, and the pairs replayed.
+
+    The new pairs' examples come ``epochs`` times; ``replay_ratio`` replayed examples come
+    per new example, drawn over the whole buffer (:meth:`ReplayBuffer.draw`). Compute is
+    sized by the new data alone, and every earlier pair is rehearsed a little in each round
+    instead of a random few many times: that is what keeps forgetting small.
+
+    ``open_epochs`` (with ``closed_book``): a model that already reads evidence needs its
+    open-book examples only that many times, since reading is a skill and facts are what
+    take repetition; replay is then closed-book only, as the facts are what is forgotten.
+    ``limit``: the most examples the round has steps for; a larger mix is subsampled
+    uniformly (the same share of new and replayed).
+    """
+    import random
+
+    rng = random.Random(seed)
+
+    def times(examples: list[Any], n: float) -> list[Any]:
+        return examples * int(n) + rng.sample(examples, round((n - int(n)) * len(examples)))
+
+    def capped(mix: list[Any]) -> list[Any]:
+        return mix if limit is None or len(mix) <= limit else rng.sample(mix, limit)
+
+    if closed_book and open_epochs is not None:
+        opened = [generator_example(p) for p in teach]
+        closed = [ex for ex in examples_for(teach, True) if not ex.evidence]
+        fresh = times(closed, epochs) + times(opened, open_epochs)
+        replay = buffer.draw(round(replay_ratio * len(fresh)), exclude=exclude)
+        return capped(fresh + [ex for ex in examples_for(replay, True) if not ex.evidence]), replay
+    fresh = times(examples_for(teach, closed_book), epochs)
+    per_pair = 2 if closed_book else 1
+    replay = buffer.draw(round(replay_ratio * len(fresh) / per_pair), exclude=exclude)
+    return capped(fresh + examples_for(replay, closed_book)), replay
 
 
 def accuracy(generator: Any, tokenizer: Any, pairs: list[QAPair], *, book: str) -> float:
@@ -239,9 +278,10 @@ def run_round(store: KnowledgeStore, cfg: RoundConfig, *,
     fresh_ids = {p.id for p in new} | {p.id for p in updated}
     teach = [p for p in new + updated if not p.held]
     new_held = [p for p in new + updated if p.held]
-    replay = buffer.sample(int(cfg.replay_ratio * len(teach)), exclude=fresh_ids)
+    examples, replay = round_mix(teach, buffer, epochs=cfg.epochs, replay_ratio=cfg.replay_ratio,
+                                 closed_book=cfg.closed_book, exclude=fresh_ids, seed=cfg.seed + rnd,
+                                 limit=cfg.max_steps * 32)
     report.new, report.replayed, report.held_new = len(new), len(replay), len(new_held)
-    examples = examples_for(teach + replay, cfg.closed_book)
 
     # 4. the model to start from, measured before
     current = registry.current_path()
@@ -265,7 +305,7 @@ def run_round(store: KnowledgeStore, cfg: RoundConfig, *,
                      if gen is not None else {"old": 0.0, "new": 0.0})
 
     # 5. train, resumable
-    steps = max(1, min(cfg.max_steps, math.ceil(cfg.epochs * len(examples) / 32)))
+    steps = max(1, min(cfg.max_steps, math.ceil(len(examples) / 32)))  # one pass over the mix
     tcfg = TrainConfig(steps=steps, lr=cfg.lr, seed=cfg.seed + rnd, warmup=min(50, steps // 10 + 1),
                        log_every=max(1, min(50, steps // 20)))
     penalty = _penalty(cfg, model, tokenizer, examples_for(replay[:64], False), tcfg) \
@@ -291,7 +331,7 @@ def run_round(store: KnowledgeStore, cfg: RoundConfig, *,
         from learners.recipes.reptile import train_reptile
 
         sources = sorted({p.sources[0] if p.sources else "" for p in replay})
-        tasks = [examples_for(teach, cfg.closed_book)] + [
+        tasks = [examples_for(teach, cfg.closed_book)] + [  # distinct pairs per task; Reptile cycles
             examples_for([p for p in replay if (p.sources[0] if p.sources else "") == s], cfg.closed_book)
             for s in sources]
         result = train_reptile(model, tokenizer, tasks, tcfg, progress=on_step)  # no mid-round resume

@@ -6,8 +6,10 @@ in MetaQA) are shuffled and split into ``rounds`` disjoint parts. Part *j*'s QA 
 the one-hop questions about its subjects' own facts, so no answer depends on another part.
 Every strategy starts from the same untrained tiny model and sees part *j* in round *j*:
 
-- ``naive``: part j only;
-- ``replay``: part j plus ``replay_ratio`` as many pairs replayed from a buffer of earlier parts;
+- ``naive``: part j only, on the same schedule as replay (so replay is the one difference);
+- ``replay``: part j plus ``replay_ratio`` replayed examples per new one, drawn over a buffer
+  of every earlier part (rounds after the first may take ``new_epochs`` and ``later_lr``:
+  a model that already knows the format learns new facts in fewer passes);
 - ``ewc``: replay plus an EWC penalty towards the previous round's weights;
 - ``meta``: the replay mix trained with Reptile, one task per part;
 - ``joint``: a fresh model trained on parts 0..j together (the upper bound).
@@ -33,7 +35,7 @@ from chatbot.generate.prompt import build_prompt, parse_answer
 from kg.config import load_settings
 from kg.graphindex import GraphIndex, load_graph_index
 from kg.store import KnowledgeStore
-from learners.continual import accuracy, examples_for
+from learners.continual import accuracy, examples_for, round_mix
 from learners.qa import QAPair, make_pair, phrase
 from learners.replay import ReplayBuffer
 
@@ -47,8 +49,11 @@ class EvalConfig:
     rounds: int = 4
     strategies: tuple[str, ...] = STRATEGIES
     subjects_per_round: int = 40
-    epochs: float = 30.0             # passes over a round's examples
-    replay_ratio: float = 0.5
+    epochs: float = 30.0             # passes over a round's new examples (joint: over all so far)
+    new_epochs: float | None = None  # rounds 2+ except joint: passes over new examples (None: epochs)
+    replay_ratio: float = 0.5        # replayed examples per new example seen
+    open_epochs: float | None = None  # rounds 2+ except joint: open-book passes (None: epochs)
+    later_lr: float | None = None    # rounds 2+ except joint: learning rate (None: lr)
     ewc_weight: float = 1e3
     reptile_epsilon: float = 0.5
     eval_per_part: int = 60
@@ -152,19 +157,25 @@ def run_eval(kb: Path, out: Path, cfg: EvalConfig,
 
         def train_round(i: int, new: list[QAPair], tag: str) -> None:
             nonlocal model
-            replay = (buffer.sample(int(cfg.replay_ratio * len(new)), exclude={p.id for p in new})
-                      if name in ("replay", "ewc", "meta") else [])
+            later = i > 0 and name != "joint"  # round 1 learns from scratch; joint always does
+            epochs = cfg.new_epochs if later and cfg.new_epochs else cfg.epochs
             if name == "joint":
                 model, _ = build_tiny_model(seed=cfg.seed)
-                data = [p for part in parts[:i + 1] for p in part]
-                replay, new = [], data
-            examples = examples_for(new + replay, closed_book=True)
-            steps = max(1, math.ceil(cfg.epochs * len(examples) / 32))
-            tcfg = TrainConfig(steps=steps, lr=cfg.lr, seed=cfg.seed + i, warmup=min(50, steps // 10 + 1))
+                new = [p for part in parts[:i + 1] for p in part]
+            # replay, ewc, meta: replay_ratio replayed examples per new one, over the whole buffer
+            examples, replay = round_mix(new, buffer if name in ("replay", "ewc", "meta") else ReplayBuffer(),
+                                         epochs=epochs, replay_ratio=cfg.replay_ratio, closed_book=True,
+                                         exclude={p.id for p in new}, seed=cfg.seed + i,
+                                         open_epochs=cfg.open_epochs if later else None)
+            fresh = examples_for(new, closed_book=True)
+            steps = max(1, math.ceil(len(examples) / 32))  # one pass over the mix
+            lr = cfg.later_lr if later and cfg.later_lr else cfg.lr
+            tcfg = TrainConfig(steps=steps, lr=lr,
+                               seed=cfg.seed + i, warmup=min(50, steps // 10 + 1))
             t0 = time.perf_counter()
             if name == "meta" and replay:
-                tasks = [examples_for(new, True)] + [examples_for([p for p in replay if p.sources == s], True)
-                                                     for s in sorted({q.sources[0] for q in replay})]
+                tasks = [fresh] + [examples_for([p for p in replay if tuple(p.sources) == s], True)
+                                   for s in sorted({tuple(q.sources) for q in replay})]
                 result = train_reptile(model, tokenizer, tasks, tcfg, epsilon=cfg.reptile_epsilon)
             else:
                 penalty = None
@@ -208,8 +219,23 @@ def run_eval(kb: Path, out: Path, cfg: EvalConfig,
             log(f"  {name} update: {res.update}")
         results["strategies"][name] = asdict(res)
         (out / "results.json").write_text(json.dumps(results, indent=1))
+    _compute_vs_joint(results)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
     _heatmaps(results, out)
     return results
+
+
+def _compute_vs_joint(results: dict[str, Any]) -> None:
+    """Each strategy's training examples per round as a share of joint's in the same round
+    (joint retrains on everything so far), when joint ran."""
+    joint = results["strategies"].get("joint")
+    if not joint:
+        return
+    for res in results["strategies"].values():
+        res["compute_vs_joint"] = [round(a / b, 3) for a, b in zip(res["round_examples"], joint["round_examples"])]
+        later_own, later_joint = sum(res["round_examples"][1:len(joint["round_examples"])]), \
+            sum(joint["round_examples"][1:])
+        res["compute_vs_joint_after_round_1"] = round(later_own / later_joint, 3) if later_joint else None
 
 
 def _heatmaps(results: dict[str, Any], out: Path) -> None:

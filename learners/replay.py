@@ -103,6 +103,18 @@ class ReplayBuffer:
                     out.append(q.pop())
         return out
 
+    def draw(self, k: int, exclude: set[str] | frozenset[str] = frozenset()) -> list[QAPair]:
+        """``k`` pairs, repeating once every pair has been drawn: whole shuffled passes over
+        the buffer, then :meth:`sample` for the rest, so each pair comes ⌊k/n⌋ or ⌈k/n⌉ times.
+        Replay spread this way reaches every earlier pair in each round."""
+        pool = [p for pid, p in self.pairs.items() if pid not in exclude]
+        if not pool or k <= 0:
+            return []
+        out: list[QAPair] = []
+        while k - len(out) >= len(pool):
+            out.extend(self.rng.sample(pool, len(pool)))
+        return out + self.sample(k - len(out), exclude)
+
     # -- persistence ------------------------------------------------------------------
     def to_disk(self, path: Path) -> None:
         """``pairs.jsonl`` and ``state.json`` (policy, counters, random state), each written

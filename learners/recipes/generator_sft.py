@@ -218,7 +218,10 @@ def train_generator(model: Any, tokenizer: Any, examples: Sequence[QAExample], c
     device = auto_device(cfg.device)
     model.to(device).train()
     autocast = device.startswith("cuda") and cfg.bf16
-    encoded = [encode_example(tokenizer, ex, cfg.max_len, cfg.max_evidence) for ex in examples]
+    once: dict[int, tuple[list[int], list[int]]] = {}  # a round's mix repeats the same objects
+    encoded = [once[id(ex)] if id(ex) in once else
+               once.setdefault(id(ex), encode_example(tokenizer, ex, cfg.max_len, cfg.max_evidence))
+               for ex in examples]
     batch_size = min(cfg.batch_size, len(encoded))
     order = batches(len(encoded), batch_size, torch.Generator().manual_seed(cfg.seed))
     optimizer = make_optimizer(model, cfg)

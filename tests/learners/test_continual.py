@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from chatbot.generate.registry import ModelRegistry
 from kg.store import KnowledgeStore
-from learners.continual import RoundConfig, gate, run_round
+from learners.continual import RoundConfig, gate, round_mix, run_round
 from learners.replay import ReplayBuffer
 from tests.conftest import SAMPLE, make_settings
 
@@ -147,6 +147,28 @@ def test_interrupted_round_resumes_exactly(tmp_path: Path) -> None:
     for k in wa:
         assert torch.allclose(wa[k], wb[k], atol=1e-5), k
     assert resumed.after == straight.after
+
+
+def test_round_mix_sizes_by_new_data_and_replays_every_earlier_pair() -> None:
+    from tests.learners.test_replay import pair
+
+    buffer = ReplayBuffer(seed=0)
+    buffer.add(pair(i) for i in range(10))
+    teach = [pair(i) for i in range(100, 104)]
+    mix, replay = round_mix(teach, buffer, epochs=5, replay_ratio=0.5, closed_book=True,
+                            exclude=set(), seed=0)
+    new = [ex for ex in mix if ex.question in {p.question for p in teach}]
+    assert len(new) == 4 * 2 * 5                       # open and closed book, 5 times each
+    assert len(mix) - len(new) == 20 and len(replay) == 10   # half as many, over all 10 earlier
+    assert {p.question for p in replay} == {f"q{i}" for i in range(10)}
+    # a model that reads already: open-book twice, replay closed-book only
+    mix, replay = round_mix(teach, buffer, epochs=5, replay_ratio=0.5, closed_book=True,
+                            exclude=set(), seed=0, open_epochs=2)
+    opened = [ex for ex in mix if ex.evidence]
+    assert len(opened) == 4 * 2 and len(mix) == 4 * 7 + 14 and len(replay) == 14
+    assert all(ex.question in {p.question for p in teach} for ex in opened)
+    assert len(round_mix(teach, buffer, epochs=5, replay_ratio=0.5, closed_book=True, exclude=set(),
+                         seed=0, limit=16)[0]) == 16
 
 
 def test_ewc_penalty_gradient_is_fisher_weighted_pull() -> None:

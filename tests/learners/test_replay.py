@@ -46,6 +46,18 @@ def test_same_question_is_replaced_and_retracted_pairs_retire() -> None:
     assert buf.sample(5, exclude={pair(1).id}) == []
 
 
+@pytest.mark.parametrize("policy", ["reservoir", "balanced"])
+def test_draw_spreads_replay_over_the_whole_buffer(policy: str) -> None:
+    buf = ReplayBuffer(capacity=100, policy=policy, seed=3)  # type: ignore[arg-type]
+    buf.add(pair(i, source="ab"[i % 2]) for i in range(10))
+    drawn = buf.draw(25, exclude={pair(0).id})
+    counts = Counter(p.question for p in drawn)
+    assert len(drawn) == 25 and "q0" not in counts
+    assert set(counts) == {f"q{i}" for i in range(1, 10)}   # every pair, ...
+    assert set(counts.values()) <= {2, 3}                    # ... each ⌊25/9⌋ or ⌈25/9⌉ times
+    assert buf.draw(0) == [] and ReplayBuffer().draw(5) == []
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="capacity"):
         ReplayBuffer(capacity=0)
