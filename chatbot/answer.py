@@ -25,6 +25,7 @@ from chatbot.generate.prompt import build_prompt, evidence_line, parse_answer
 from chatbot.labelindex import LabelIndex, fuzzy_link, load_label_index
 from chatbot.linking import Mention, link, mask
 from chatbot.textindex import TextIndex, load_text_index
+from kg.feedback import FEEDBACK_URI
 from kg.graphindex import GraphIndex, load_graph_index, tokens
 from kg.paths import PathScorer, Path, ZeroShotScorer, candidate_paths, chain, follow, walk_text
 from kg.pathscore import CombinedScorer, LearnedScorer
@@ -39,6 +40,12 @@ class Hop(BaseModel):
     subject: str
     relation: str
     object: str
+    # The triple itself, as feedback names it: IRIs, or an N-Triples literal for a literal
+    # object. ``forward``: the walk went subject → object (False: followed backwards).
+    subject_id: str = ""
+    relation_id: str = ""
+    object_id: str = ""
+    forward: bool = True
 
 
 class Source(BaseModel):
@@ -46,10 +53,11 @@ class Source(BaseModel):
     sentence: str = ""            # the sentence (or passage) text, when there is one
     start: int | None = None
     end: int | None = None
-    kind: Literal["fact", "file", "inferred", "passage"] = "fact"
+    kind: Literal["fact", "file", "inferred", "passage", "feedback"] = "fact"
     """fact: the sentence an evidence triple was extracted from; file: the imported file
     holding an evidence triple; inferred: the reasoner's; passage: a text chunk found by
-    text retrieval (it may hold what the extractor missed)."""
+    text retrieval (it may hold what the extractor missed); feedback: a user's correction
+    or confirmation (``sentence`` says who said what about which question)."""
     title: str = ""
 
 
@@ -66,6 +74,11 @@ class Answer(BaseModel):
     path: list[str] = []                  # relation labels of the chosen path ("~" = backwards)
     generator: str = ""                   # who wrote the answer text
     note: str = ""                        # e.g. why the generator was not used
+    topic_id: str = ""                    # the linked entity's IRI
+    relations: list[tuple[str, int]] = [] # [relation IRI, direction] per hop of ``path``
+    unsure: bool = False
+    """Confidence fell below ``answer.ask_below`` (or nothing was found) and a chat session
+    asked the user back: ``answer`` holds that question; the next message is the reply."""
 
 
 @dataclass
@@ -76,6 +89,7 @@ class _Choice:
     score: float
     answers: set[int]
     parents: list[dict[int, int]]
+    rivals: tuple[float, ...] = ()   # scores of this node's next-best readings (paths)
 
 
 @dataclass
@@ -121,14 +135,19 @@ class QAEngine:
                 if not paths:
                     continue
                 scores = self.scorer.score(self.graph, masked, paths)
-                for i in np.argsort(-scores)[:20]:
+                order = np.argsort(-scores)
+                for i in order[:20]:
                     answers, parents = follow(self.graph, node, paths[i])
                     if answers:
                         # A label written exactly as in the question beats a case-folded
                         # match ("Wanda Sykes" the actor over the tag "wanda sykes").
                         exact = 0.2 if self.graph.labels[node] == m.text else 0.0
-                        out.append(_Choice(m, node, paths[i], float(scores[i]) + 0.05 * m.score + exact,
-                                           answers, parents))
+                        bonus = 0.05 * m.score + exact
+                        # How clearly the question picks this reading of the entity: the
+                        # next-best paths compete for the confidence.
+                        rivals = tuple(float(scores[j]) + bonus for j in order[:6] if j != i)[:5]
+                        out.append(_Choice(m, node, paths[i], float(scores[i]) + bonus,
+                                           answers, parents, rivals))
                         break
         out.sort(key=lambda c: -c.score)
         return out
@@ -160,13 +179,14 @@ class QAEngine:
         ranked = sorted(best.answers, key=lambda n: (-g.degree(n), g.labels[n]))[:MAX_ENTITIES]
         chains = [chain(g, best.parents, n) for n in ranked[:MAX_CHAINS]]
         evidence = [self._hops(best.path, c) for c in chains]
-        confidence = _confidence([c.score for c in choices])
+        confidence = _confidence([best.score, *best.rivals, *(c.score for c in choices[1:])])
         result = Answer(
             question=question, status="answered", answer="", topic=g.labels[best.node],
             entities=[g.labels[n] for n in ranked], evidence=evidence,
             sources=self._sources(chains, best.path),
             confidence=confidence,
             path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in best.path],
+            topic_id=g.nodes[best.node], relations=[(g.relations[r], d) for r, d in best.path],
         )
         self._write(result, [(g.labels[c[-1]], walk_text(g, best.path, c)) for c in chains])
         if " ".join(tokens(best.mention.text)) not in g.by_label:  # linked fuzzily
@@ -242,7 +262,8 @@ class QAEngine:
             result = Answer(question=question, status="answered", answer="", topic=", ".join(labels[:5]),
                             entities=[g.labels[n] for n in ranked], evidence=evidence,
                             sources=self._sources(chains, paths[k]), confidence=0.5,
-                            path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in paths[k]])
+                            path=[("" if d > 0 else "~") + g.relation_labels[r] for r, d in paths[k]],
+                            relations=[(g.relations[r], d) for r, d in paths[k]])
             self._write(result, [(g.labels[c[-1]], walk_text(g, paths[k], c)) for c in chains])
             result.latency_ms = round((time.perf_counter() - t0) * 1000, 1)
             return result
@@ -261,7 +282,9 @@ class QAEngine:
         hops = []
         for (rel, d), a, b in zip(path, nodes, nodes[1:]):
             s, o = (a, b) if d > 0 else (b, a)
-            hops.append(Hop(subject=g.labels[s], relation=g.relation_labels[rel], object=g.labels[o]))
+            hops.append(Hop(subject=g.labels[s], relation=g.relation_labels[rel], object=g.labels[o],
+                            subject_id=g.nodes[s], relation_id=g.relations[rel], object_id=g.nodes[o],
+                            forward=d > 0))
         return hops
 
     def _same(self, a: int, b: int) -> bool:
@@ -353,8 +376,9 @@ class QAEngine:
                 out.setdefault(("inferred", ""), Source(document="inferred by reasoning", kind="inferred"))
                 continue
             doc = src or graph
+            kind = "feedback" if doc.startswith(FEEDBACK_URI) else "fact"
             for stext, start, end in said.get(graph, []):
-                out.setdefault((doc, stext), Source(document=doc, sentence=stext, kind="fact",
+                out.setdefault((doc, stext), Source(document=doc, sentence=stext, kind=kind,
                                                     start=start, end=end))
             if graph not in said:
                 out.setdefault((doc, ""), Source(document=doc, kind="file"))
@@ -369,6 +393,11 @@ def _fold(label: str) -> str:
     return " ".join(re.findall(r"[^\W_]+", text))
 
 
+def compose(entities: list[str]) -> str:
+    """The answer sentence for a list of answer labels ("A, B and C.")."""
+    return _compose(entities)
+
+
 def _compose(entities: list[str]) -> str:
     if not entities:
         return "I don't know."
@@ -381,8 +410,9 @@ def _compose(entities: list[str]) -> str:
 
 
 def _confidence(scores: list[float]) -> float:
-    """Softmax weight of the chosen reading among the alternatives considered."""
-    s = np.array(scores[:10], dtype=np.float64)
+    """Softmax weight of the chosen reading (first) among the alternatives considered: the
+    topic's next-best relation paths and the other entities' best ones."""
+    s = np.array(scores[:12], dtype=np.float64)
     p = np.exp((s - s.max()) * 10)
     return round(float(p[0] / p.sum()), 3)
 

@@ -21,6 +21,9 @@ from kg.results import GRAPH_FORMATS, RESULT_FORMATS, SERIALIZERS, serialize_gra
 from chatbot.ingest_cli import register as register_ingest
 from chatbot.ask_cli import register as register_ask
 from chatbot.train_cli import register as register_train
+from chatbot.refresh_cli import print_watches, register as register_refresh
+from chatbot.serve_cli import register as register_serve
+from chatbot.feedback_cli import register as register_feedback
 from kg.store import ImportReport, KnowledgeStore
 
 app = typer.Typer(
@@ -28,7 +31,7 @@ app = typer.Typer(
     "Every command works on one store directory (--store, or $KGCHAT_STORE).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
 )
-sources_app = typer.Typer(help="See and remove imported sources.", no_args_is_help=True)
+sources_app = typer.Typer(help="See and remove imported sources; watch sources to refresh.", no_args_is_help=True)
 app.add_typer(sources_app, name="sources")
 
 console = Console()
@@ -285,10 +288,10 @@ def status(ctx: typer.Context,
 @sources_app.command("list")
 def sources_list(ctx: typer.Context,
                  as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-    """Every imported source with its current version."""
+    """Every imported source with its current version, then the watched ones."""
     c: Context = ctx.obj
     with c.open() as kg:
-        records = kg.sources()
+        records, watches = kg.sources(), kg.state.watches()
     if as_json:
         console.print_json(json.dumps([asdict(r) for r in records]))
         return
@@ -296,6 +299,8 @@ def sources_list(ctx: typer.Context,
     for r in records:
         table.add_row(r.id, r.format, str(r.triple_count), r.updated_at, r.uri)
     console.print(table)
+    if watches:
+        print_watches(console, watches)
 
 
 @sources_app.command("show")
@@ -352,6 +357,9 @@ def demo(
 register_ingest(app, console, err)
 register_ask(app, console, err)
 register_train(app, console, err)
+register_refresh(app, sources_app, console, err)
+register_serve(app, console, err)
+register_feedback(app, console, err)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -114,6 +114,10 @@ class AnswerSettings(_Section):
     constrained: bool = True
     """Constrained decoding: the generator can only list answers shown in its evidence
     (it still picks which, and their order). Off: free text, checked afterwards."""
+    ask_below: float = Field(default=0.5, ge=0, le=1)
+    """Active learning in chat: an answer whose confidence is below this (or no answer at
+    all) is offered as a question — "I'm not sure — is it X? If not, what is it?" — and the
+    user's reply is learned as feedback. 0: never ask."""
 
 
 class Settings(_Section):
@@ -212,4 +216,7 @@ n_process = 2
 
 [resolve]
 similarity = 0.86             # embedding cosine needed to merge two names
+
+[answer]
+ask_below = 0.5               # confidence under which chat asks the user back (active learning)
 """

@@ -8,14 +8,18 @@ else is caught silently.
 
     KgchatError
     ├── ConfigError            bad kgchat.toml / environment / flag values
+    │   └── ScheduleError       a watch schedule (--every / --cron) cannot be parsed
     ├── StoreError             the graph store or state.db cannot be used
-    │   └── StoreNotFoundError  the store directory does not exist (says how to create it)
+    │   ├── StoreNotFoundError  the store directory does not exist (says how to create it)
+    │   └── BusyError           another refresh holds the store's refresh lock (names its pid)
     ├── SourceError            an input file cannot be read or parsed (names file and line)
     ├── QueryError             a SPARQL query is malformed or not allowed
     │   ├── QueryForbiddenError  update without --update, SERVICE without --allow-service
     │   └── QueryTimeoutError    the query ran past its timeout
     ├── ReasoningError         inference could not be computed
-    └── ModelError             a generator model cannot be loaded or used (says what to pass)
+    ├── ModelError             a generator model cannot be loaded or used (says what to pass)
+    ├── FeedbackError          a correction cannot be applied (names what is missing)
+    └── RunCancelled           a refresh was asked to stop (Ctrl-C, SIGTERM); finished work is kept
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ class ConfigError(KgchatError):
     """Configuration is invalid."""
 
 
+class ScheduleError(ConfigError):
+    """A schedule such as ``--every 1h`` or ``--cron "0 * * * *"`` is not valid."""
+
+
 class StoreError(KgchatError):
     """The knowledge store cannot be opened or written."""
 
@@ -44,6 +52,14 @@ class StoreNotFoundError(StoreError):
             f"(or pass --create to the command)."
         )
         self.path = path
+
+
+class BusyError(StoreError):
+    """Another refresh holds ``<store>/refresh.lock``; ``pid`` is its process id if known."""
+
+    def __init__(self, message: str, pid: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
 
 
 class SourceError(KgchatError):
@@ -78,3 +94,12 @@ class ReasoningError(KgchatError):
 
 class ModelError(KgchatError):
     """A generator model cannot be loaded, saved or run."""
+
+
+class FeedbackError(KgchatError):
+    """A user's correction cannot be turned into triples: the fact it corrects cannot be
+    identified, the feedback item is unknown or already decided, or nothing would change."""
+
+
+class RunCancelled(KgchatError):
+    """A long run (a refresh, its learning round) was asked to stop; what it finished stays."""

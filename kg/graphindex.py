@@ -6,6 +6,8 @@ entity-to-entity (and entity-to-literal) edges of every graph, inferences includ
 once into integer adjacency lists and saved under ``<store>/index/graph/``. The snapshot is
 keyed by a stamp of the store's source versions and inference count, so it is rebuilt exactly
 when the graph changed. The store stays the truth: evidence sources are read from it per answer.
+Triples a user's correction superseded (:mod:`kg.validity`) are left out: answers and the QA
+pairs made from this index never rest on them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kg.store import KnowledgeStore
+from kg.validity import superseded
 from kg.vocab import RDFS, SKOS
 
 Hop = tuple[int, int]          # (relation id, direction): +1 subject→object, -1 object→subject
@@ -77,6 +80,7 @@ class GraphIndex:
         names: dict[int, str] = {}
         aliases: dict[int, set[str]] = defaultdict(set)
         edges: set[tuple[int, int, int]] = set()
+        invalid = superseded(store.backend, store.vocab)
 
         def node(term: str) -> int:
             i = node_id.get(term)
@@ -99,6 +103,8 @@ class GraphIndex:
             is_entity = o.startswith("<" + ent)
             if not (is_entity or o.startswith('"')):
                 continue  # rdf:type, provenance and other vocabulary links
+            if invalid and (s, p, o) in invalid:
+                continue  # superseded by a correction: kept in the store, not used
             pi = rel_id.get(p)
             if pi is None:
                 pi = rel_id[p] = len(g.relations)

@@ -21,6 +21,7 @@ from kg.backends import GraphBackend, Triple
 from kg.backends.base import insert_data
 from kg.config import ReasonSettings
 from kg.rules import PROPERTY_CLASSES, SAMEAS, TYPE, JoinIndex, RuleSet, forward, is_literal
+from kg.validity import superseded
 from kg.vocab import Vocabulary
 
 _CHUNK = 5_000
@@ -40,8 +41,10 @@ def _summary(mode: str, added: int, removed: int, total: int, started: float) ->
 
 
 def _asserted(backend: GraphBackend, vocab: Vocabulary) -> set[Triple]:
+    """Asserted triples still valid: a triple a correction superseded derives nothing."""
     skip = (str(vocab.inferred_graph), str(vocab.provenance_graph))
-    return {(s, p, o) for s, p, o, g in backend.read_triples() if g not in skip}
+    invalid = superseded(backend, vocab)
+    return {(s, p, o) for s, p, o, g in backend.read_triples() if g not in skip} - invalid
 
 
 def _inferred(backend: GraphBackend, vocab: Vocabulary) -> set[Triple]:
@@ -135,7 +138,7 @@ def update_incrementally(backend: GraphBackend, vocab: Vocabulary, settings: Rea
         # triple has a premise sharing one of its nodes, so seeds around those nodes suffice.
         nodes = {n for t in deleted | removed for n in (t[0], t[2]) if not is_literal(n)}
         seeds = {(s, p, o) for s, p, o, g in backend.read_touching(nodes)
-                 if g != str(vocab.provenance_graph)} - deleted
+                 if g != str(vocab.provenance_graph)} - deleted - superseded(backend, vocab)
         again = forward(seeds, rules, _join_index(backend, rules, exclude=deleted))
         # A removed triple that still follows from the rest is now an inference.
         _write_changes(backend, vocab, (again & removed) - seeds, deleted - again)

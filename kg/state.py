@@ -2,8 +2,11 @@
 
 Tables: ``sources`` (one row per imported source and its current graph version),
 ``journal`` (writes in flight, so a crash can be rolled back or forward on the next open),
-``changes`` (what each run did, newest last) and ``meta`` (small key/value facts such as
-when inferences were last computed). Every method commits its own transaction.
+``changes`` (what each run did, newest last), ``runs``, ``meta`` (small key/value facts such
+as when inferences were last computed) and ``watches`` (sources ``kgchat refresh`` looks at,
+with their schedules and what the last look found). Every method commits its own
+transaction. Tables and columns added by later versions are created on open, so an older
+state.db keeps working.
 """
 
 from __future__ import annotations
@@ -57,7 +60,21 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS watches (
+    id TEXT PRIMARY KEY,
+    target TEXT NOT NULL UNIQUE
+);
 """
+# Every watches column but the key, so a table from an older version gains what it lacks.
+WATCH_COLUMNS = {
+    "kind": "TEXT NOT NULL DEFAULT 'file'",
+    "schedule": "TEXT NOT NULL DEFAULT 'every 1h'",
+    "added_at": "TEXT NOT NULL DEFAULT ''",
+    "last_run_at": "TEXT",
+    "last_change_at": "TEXT",
+    "last_error": "TEXT",
+    "state": "TEXT NOT NULL DEFAULT '{}'",
+}
 
 
 def now_iso() -> str:
@@ -89,6 +106,28 @@ class SourceRecord:
 
 
 @dataclass
+class WatchRecord:
+    """A watched file, folder or URL: ``schedule`` is ``every <duration>`` or ``cron <expr>``;
+    ``state`` holds what the next look compares against (a URL's ETag / Last-Modified)."""
+
+    id: str
+    target: str      # an absolute path, or an http(s) URL
+    kind: str        # file | folder | url
+    schedule: str
+    added_at: str
+    last_run_at: str | None = None
+    last_change_at: str | None = None
+    last_error: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "WatchRecord":
+        data = dict(row)
+        data["state"] = json.loads(data.get("state") or "{}")
+        return cls(**data)
+
+
+@dataclass
 class JournalEntry:
     id: int
     source_id: str
@@ -115,11 +154,17 @@ class StateDB:
 
     @classmethod
     def open(cls, path: Path) -> "StateDB":
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        # check_same_thread=False: the service answers from a thread pool (SQLite is built
+        # serialized); its writers are serialized by the service's write lock.
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(SCHEMA)
+        have = {r["name"] for r in conn.execute("PRAGMA table_info(watches)")}
+        for name, decl in WATCH_COLUMNS.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE watches ADD COLUMN {name} {decl}")
         return cls(conn)
 
     def close(self) -> None:
@@ -244,6 +289,43 @@ class StateDB:
 
     def delete_meta(self, key: str) -> None:
         self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+
+    # -- watches: what `kgchat refresh` looks at -------------------------------------
+    def put_watch(self, watch: WatchRecord) -> bool:
+        """Add a watch, or change the schedule of the one on the same target; True if new."""
+        new = self._conn.execute("SELECT 1 FROM watches WHERE id = ?", (watch.id,)).fetchone() is None
+        self._conn.execute(
+            "INSERT INTO watches (id, target, kind, schedule, added_at, state) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT(id) DO UPDATE SET schedule = excluded.schedule, kind = excluded.kind",
+            (watch.id, watch.target, watch.kind, watch.schedule, watch.added_at, json.dumps(watch.state)),
+        )
+        return new
+
+    def watches(self) -> list[WatchRecord]:
+        rows = self._conn.execute("SELECT * FROM watches ORDER BY added_at, id").fetchall()
+        return [WatchRecord.from_row(r) for r in rows]
+
+    def find_watch(self, key: str) -> WatchRecord | None:
+        """By id, target, or an id prefix that names exactly one watch."""
+        rows = self._conn.execute("SELECT * FROM watches WHERE id = ? OR target = ?", (key, key)).fetchall()
+        if not rows:
+            rows = self._conn.execute(
+                "SELECT * FROM watches WHERE id LIKE ? ESCAPE '\\' LIMIT 2",
+                (key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",),
+            ).fetchall()
+        return WatchRecord.from_row(rows[0]) if len(rows) == 1 else None
+
+    def delete_watch(self, watch_id: str) -> None:
+        self._conn.execute("DELETE FROM watches WHERE id = ?", (watch_id,))
+
+    def record_watch_run(self, watch_id: str, *, at: str, changed: bool, error: str | None,
+                         state: dict[str, Any]) -> None:
+        """What one look at a watch found; ``last_change_at`` moves only when it changed."""
+        self._conn.execute(
+            "UPDATE watches SET last_run_at = ?, last_error = ?, state = ?, "
+            "last_change_at = CASE WHEN ? THEN ? ELSE last_change_at END WHERE id = ?",
+            (at, error, json.dumps(state, sort_keys=True), int(changed), at, watch_id),
+        )
 
     # -- helpers -------------------------------------------------------------------
     def _tx(self) -> "_Transaction":

@@ -10,6 +10,8 @@ namespace    example                               what
 ``GRAPH``    ``…/graph/<source-id>/<version>``     a source's named graph, one per version
 ``SRC``      ``…/source/<source-id>``              a source (file, URL, conversation)
 ``KGV``      ``…/vocab#contentHash``               kgchat's own terms
+``FEEDBACK`` ``…/feedback/<id>``                   applying one user correction
+``AGENT``    ``…/agent/alice``                     who said something (chat, feedback)
 ===========  ====================================  =================================
 
 Names become IRI segments by replacing whitespace runs with ``_`` and percent-encoding
@@ -17,6 +19,44 @@ what an IRI path may not hold, so ``Tom Hanks`` → ``Tom_Hanks``. The mapping i
 function of the name: the same name always mints the same IRI, in every file and every
 run. ``A B`` and ``A_B`` mint the same IRI on purpose (they are spellings of one name,
 as in DBpedia).
+
+Corrections and supersession (:mod:`kg.feedback`, :mod:`kg.validity`)
+-----------------------------------------------------------------------
+
+A user's correction is a source of kind ``feedback`` (``urn:kgchat:feedback:<id>``, its own
+named graph, described in the provenance graph like any source). Its graph holds the
+corrected triple and, as RDF reification (no RDF-star, so every SPARQL 1.1 store can hold
+it), a statement node for the new triple and one for each triple it supersedes::
+
+    kg:Forrest_Gump kgr:directed_by kg:Steven_Spielberg .             # the correction
+
+    <urn:kgchat:feedback:ab12> a prov:Entity, kgv:Feedback ;          # the user's message
+        kgv:verdict "wrong" ; kgv:question "Who directed Forrest Gump?" ;
+        kgv:answerGiven "Robert Zemeckis." ; kgv:rightAnswer "Steven Spielberg" ;
+        kgv:session "…" ; kgv:topic kg:Forrest_Gump ; kgv:path "[[…directed_by, 1]]" ;
+        kgv:text "…" ; kgv:start 0 ; kgv:end 74 ;                     # cited like a sentence
+        prov:wasAttributedTo <…/agent/alice> ; prov:generatedAtTime "…"^^xsd:dateTime .
+    <…/feedback/ab12> a prov:Activity, kgv:FeedbackApplication ;     # applying it
+        prov:used <urn:kgchat:feedback:ab12> ; prov:wasAssociatedWith <…/agent/alice> ;
+        prov:endedAtTime "…"^^xsd:dateTime .
+    <…/statement/n…> a rdf:Statement, kgv:FeedbackStatement ;         # the new triple
+        rdf:subject kg:Forrest_Gump ; rdf:predicate kgr:directed_by ; rdf:object kg:Steven_Spielberg ;
+        prov:wasDerivedFrom <urn:kgchat:feedback:ab12> ; prov:wasGeneratedBy <…/feedback/ab12> ;
+        prov:generatedAtTime "…"^^xsd:dateTime ; kgv:supersedes <…/statement/o…> .
+    <…/statement/o…> a rdf:Statement, kgv:SupersededStatement ;       # the old one
+        rdf:subject kg:Forrest_Gump ; rdf:predicate kgr:directed_by ; rdf:object kg:Robert_Zemeckis ;
+        prov:invalidatedAtTime "…"^^xsd:dateTime ; prov:wasInvalidatedBy <…/feedback/ab12> ;
+        kgv:supersededBy <…/statement/n…> .
+
+The old triple itself stays where its source put it (nothing is deleted; SPARQL shows it
+and, through the statement node, when its validity ended and why). A triple is *superseded*
+when a statement node about it carries ``prov:invalidatedAtTime`` later than every
+``kgv:FeedbackStatement`` re-asserting it (a later correction can make it valid again);
+retrieval, QA pairs and reasoning skip superseded triples (:func:`kg.validity.superseded`).
+The supersession lives in the feedback source's graph, so removing that source
+(``kgchat sources remove``) undoes the correction completely. A confirmation ("yes, that
+is right") has ``kgv:verdict "right"`` and re-asserts the confirmed triples the same way,
+without superseding anything.
 """
 
 from __future__ import annotations
@@ -72,6 +112,15 @@ class Vocabulary:
         self.content_hash = self.KGV["contentHash"]
         self.source_format = self.KGV["format"]
         self.triple_count = self.KGV["tripleCount"]
+        # Feedback and supersession (see the module docstring).
+        self.FEEDBACK = Namespace(base + "feedback/")
+        self.AGENT = Namespace(base + "agent/")
+        self.Feedback = self.KGV["Feedback"]
+        self.FeedbackApplication = self.KGV["FeedbackApplication"]
+        self.FeedbackStatement = self.KGV["FeedbackStatement"]
+        self.SupersededStatement = self.KGV["SupersededStatement"]
+        self.supersedes = self.KGV["supersedes"]
+        self.superseded_by = self.KGV["supersededBy"]
 
     # -- minting ---------------------------------------------------------------
     def entity(self, name: str) -> str:

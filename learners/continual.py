@@ -39,7 +39,7 @@ from chatbot.generate.prompt import build_prompt, evidence_line, parse_answer
 from chatbot.generate.registry import ModelRegistry
 from kg.graphindex import GraphIndex, load_graph_index
 from kg.store import KnowledgeStore
-from learners.qa import QAPair, generate_pairs, refollow
+from learners.qa import QAPair, feedback_pairs, generate_pairs, refollow
 from learners.replay import Policy, ReplayBuffer
 
 __all__ = ["RoundConfig", "RoundReport", "run_round", "generator_example", "examples_for", "accuracy",
@@ -271,6 +271,20 @@ def run_round(store: KnowledgeStore, cfg: RoundConfig, *,
             p.sources = [touched[node]] if touched else []
             old = buffer.pairs.get(p.id) or held.pairs.get(p.id)
             if old is None or old.answers != p.answers:
+                new.append(p)
+    # A user's correction is also taught as asked: their question, the new answer, under
+    # the id of the earlier pair about the same topic and path.
+    feedback = [s for s in changed if (rec := store.state.get_source(s)) is not None and rec.kind == "feedback"]
+    if feedback:
+        taught = {p.id for p in updated}  # re-followed earlier pairs already teach the new truth
+        generated = {p.id: i for i, p in enumerate(new)}
+        for p in feedback_pairs(store, g, feedback, round=rnd):
+            old = buffer.pairs.get(p.id) or held.pairs.get(p.id)
+            if p.id in taught or (old is not None and old.answers == p.answers):
+                continue
+            if p.id in generated:
+                new[generated[p.id]] = p  # the user's own words over a template's
+            else:
                 new.append(p)
     if not new and not updated:
         report.reason = "nothing new to learn: no source changed since the last round"

@@ -14,10 +14,13 @@ import json
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path as FsPath
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from kg.graphindex import GraphIndex
 from kg.paths import Path, candidate_paths, chain, follow, walk_text
+
+if TYPE_CHECKING:
+    from kg.store import KnowledgeStore
 
 FORWARD_NP = ["the {r} of {x}", "the {r} of {x}", "{x}'s {r}", "the {r} for {x}"]
 BACKWARD_NP = ["what has {r} {x}", "the things with {r} {x}", "those with {r} {x}",
@@ -135,6 +138,29 @@ def refollow(g: GraphIndex, pair: QAPair) -> QAPair | None:
     if fresh is not None:
         fresh.round, fresh.sources, fresh.held = pair.round, pair.sources, pair.held
     return fresh
+
+
+def feedback_pairs(store: "KnowledgeStore", g: GraphIndex, source_ids: list[str] | None = None,
+                   *, round: int = 0) -> list[QAPair]:
+    """One pair per stored correction (or confirmation) that names its topic and path, as
+    the user asked it and as the graph ``g`` answers it now: the correction's own training
+    pair. Its id is the id of any earlier pair about the same topic and path, so a learning
+    round teaches it as an update of that pair. ``source_ids``: only these feedback
+    sources (those changed since the last round)."""
+    from kg.feedback import corrections
+
+    out: dict[str, QAPair] = {}
+    for sid, c in corrections(store, source_ids):
+        node = g.node_of(c["topic"])
+        rels = [g.relation_of(r) for r, _ in c["relations"]]
+        if node is None or None in rels:
+            continue
+        path = tuple((r, int(d)) for r, (_, d) in zip(rels, c["relations"]))
+        pair = make_pair(g, node, path, c["question"])
+        if pair is not None:
+            pair.round, pair.sources = round, [sid]
+            out[pair.id] = pair  # later corrections of the same pair win
+    return list(out.values())
 
 
 def save_pairs(pairs: list[QAPair], path: FsPath) -> None:

@@ -26,6 +26,7 @@ Decisions:
   final URL after redirects for URLs; ``content_hash`` covers the raw bytes;
   ``metadata`` holds ``path``, ``size`` and ``modified`` (ISO 8601, UTC) for files.
 - ``load`` also accepts ``file://`` URIs, so a stored ``Document.uri`` can be reloaded.
+- ``load_if_changed`` asks a URL with If-None-Match / If-Modified-Since (None on 304).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from kg.sources.markdown import parse_markdown
 from kg.sources.office import DOCX_TYPE, parse_docx, parse_pdf
 from kg.sources.raw import Parser, Raw
 from kg.sources.text import parse_text
-from kg.sources.web import fetch
+from kg.sources.web import fetch, fetch_if_changed
 
 DEFAULT_MAX_BYTES = 50_000_000
 DEFAULT_TIMEOUT = 30.0
@@ -168,6 +169,15 @@ def load(path_or_url: str, *, max_bytes: int = DEFAULT_MAX_BYTES,
     if _SCHEME.match(source):
         raise SourceError(source, "unsupported URL scheme; use http://, https:// or a path")
     return _load_file(source, Path(source), max_bytes)
+
+
+def load_if_changed(url: str, *, etag: str | None, last_modified: str | None,
+                    max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = DEFAULT_TIMEOUT) -> Document | None:
+    """An http(s) URL fetched with a conditional request: None on 304 Not Modified. The
+    Document's metadata carries the new ``etag`` / ``last_modified`` for the next time."""
+    raw = fetch_if_changed(url, etag=etag, last_modified=last_modified, max_bytes=max_bytes,
+                           timeout=timeout)
+    return None if raw is None else _parse_fetched(raw)
 
 
 def _load_file(where: str, path: Path, max_bytes: int) -> Document:

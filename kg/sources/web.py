@@ -11,6 +11,9 @@
   Content-Type go into metadata (``etag``, ``last_modified``, ``http_status``,
   ``content_type``), plus ``requested_url`` when a redirect was followed.
 
+:func:`fetch_if_changed` sends ``If-None-Match`` / ``If-Modified-Since`` from an earlier
+fetch's ETag / Last-Modified and returns None on ``304 Not Modified``.
+
 Nothing in the body is run or followed: the bytes go to the parser for their type.
 """
 
@@ -101,7 +104,27 @@ def fetch(url: str, *, max_bytes: int, timeout: float) -> Raw:
     ``Raw.media_type`` is the Content-Type without parameters ("" when the server sent
     none); ``Raw.charset`` its ``charset`` parameter.
     """
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    raw = _get(url, {}, max_bytes, timeout)
+    if raw is None:  # _get answers None only to a conditional request
+        raise SourceError(url, "HTTP 304 Not Modified to an unconditional request")
+    return raw
+
+
+def fetch_if_changed(url: str, *, etag: str | None, last_modified: str | None,
+                     max_bytes: int, timeout: float) -> Raw | None:
+    """Like :func:`fetch`, but None when the server says the resource is unchanged since
+    the fetch that gave ``etag`` / ``last_modified`` (a server that sends neither is
+    simply fetched again)."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    return _get(url, headers, max_bytes, timeout)
+
+
+def _get(url: str, extra: dict[str, str], max_bytes: int, timeout: float) -> Raw | None:
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT, **extra})
     deadline = time.monotonic() + timeout
     try:
         with _opener().open(request, timeout=timeout) as resp:
@@ -111,6 +134,8 @@ def fetch(url: str, *, max_bytes: int, timeout: float) -> Raw:
             status = resp.status
     except urllib.error.HTTPError as exc:
         exc.close()
+        if exc.code == 304 and extra:
+            return None
         after = "" if exc.url == url else f" (at {exc.url}, after a redirect)"
         raise SourceError(url, f"HTTP {exc.code} {exc.reason}{after}") from exc
     except urllib.error.URLError as exc:
