@@ -135,7 +135,13 @@ class QAEngine:
                 if not paths:
                     continue
                 scores = self.scorer.score(self.graph, masked, paths)
-                order = np.argsort(-scores)
+                # Ties (a question that names no relation) break by relation labels, not
+                # by relation ids, which follow the store's internal order: the same graph
+                # then gets the same reading on every machine.
+                top = np.argsort(-scores)[:26]  # the 20 tried and 6 rivals, with every tie
+                pool = np.flatnonzero(scores >= scores[top[-1]])
+                order = sorted(pool.tolist(), key=lambda j: (-float(scores[j]), [
+                    (self.graph.relation_labels[r], -d) for r, d in paths[j]]))
                 for i in order[:20]:
                     answers, parents = follow(self.graph, node, paths[i])
                     if answers:
@@ -144,8 +150,12 @@ class QAEngine:
                         exact = 0.2 if self.graph.labels[node] == m.text else 0.0
                         bonus = 0.05 * m.score + exact
                         # How clearly the question picks this reading of the entity: the
-                        # next-best paths compete for the confidence.
-                        rivals = tuple(float(scores[j]) + bonus for j in order[:6] if j != i)[:5]
+                        # next-best paths compete for the confidence, unless they reach the
+                        # same answers (a relation and its inverse, a KB and a document
+                        # saying the same thing agree rather than compete).
+                        rivals = tuple(float(scores[j]) + bonus for j in order[:6]
+                                       if j != i and (alt := follow(self.graph, node, paths[j])[0])
+                                       and set(alt) != set(answers))[:5]
                         out.append(_Choice(m, node, paths[i], float(scores[i]) + bonus,
                                            answers, parents, rivals))
                         break
@@ -179,7 +189,8 @@ class QAEngine:
         ranked = sorted(best.answers, key=lambda n: (-g.degree(n), g.labels[n]))[:MAX_ENTITIES]
         chains = [chain(g, best.parents, n) for n in ranked[:MAX_CHAINS]]
         evidence = [self._hops(best.path, c) for c in chains]
-        confidence = _confidence([best.score, *best.rivals, *(c.score for c in choices[1:])])
+        confidence = _confidence([best.score, *best.rivals,
+                                  *(c.score for c in choices[1:] if set(c.answers) != set(best.answers))])
         result = Answer(
             question=question, status="answered", answer="", topic=g.labels[best.node],
             entities=[g.labels[n] for n in ranked], evidence=evidence,
