@@ -58,3 +58,12 @@ def embedder():
     """The real MiniLM sentence embedder (from the PyPI package, offline)."""
     from kg.resolve import SentenceTransformerEmbedder
     return SentenceTransformerEmbedder()
+
+
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on now (for servers a test starts)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -120,10 +120,7 @@ def _ingest(state: ServiceState, uploads: list[UploadFile], urls: list[str]) -> 
                 Path(tmp).unlink(missing_ok=True)
                 raise
             paths.append(str(dest))
-        summary = ingestor.ingest([*paths, *urls])
-        if summary.new or summary.changed or summary.removed:
-            state.refresh_indexes()
-        return summary
+        return ingestor.ingest([*paths, *urls])  # leaving the write lock reloads the indexes
 
     summary = state.with_ingestor(run)
     out = {k: v for k, v in asdict(summary).items() if k != "errors"}

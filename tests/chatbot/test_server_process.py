@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ import pytest
 
 from chatbot.server import RWLock
 from kg.store import KnowledgeStore
-from tests.conftest import ROOT, SAMPLE, make_settings
+from tests.conftest import ROOT, SAMPLE, free_port, make_settings
 
 
 def test_readers_share_and_a_writer_waits_for_them() -> None:
@@ -90,16 +89,10 @@ def test_the_writer_may_reenter_and_read_but_a_reader_cannot_upgrade() -> None:
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_serve(store: Path, token: str | None = None, timeout: float = 90) -> tuple[subprocess.Popen, str]:
     """``kgchat --store STORE serve`` on a free port, waited for until /healthz answers;
     returns the process and its base URL. Stop it with :func:`stop_serve`."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KGCHAT_")}
     if token:
         env["KGCHAT_TOKEN"] = token

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.conftest import free_port
 
 # Graphs the tests write; everything else (Virtuoso's own graphs) is left alone.
 TEST_GRAPH_PREFIXES = ("https://w3id.org/kgchat/", "http://example.org/", "urn:test:")
@@ -126,12 +127,6 @@ class VirtuosoServer:
     directory: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}?query={urllib.parse.quote('ASK {}')}", timeout=2) as r:
@@ -176,7 +171,7 @@ def virtuoso_endpoint() -> Iterator[VirtuosoServer]:
             pytest.skip(f"{tool} is not on PATH; install the Debian package "
                         f"virtuoso-opensource to run the server tests")
     directory = Path(tempfile.mkdtemp(prefix="kgchat-virtuoso-"))
-    sql_port, http_port = _free_port(), _free_port()
+    sql_port, http_port = free_port(), free_port()
     ini = directory / "virtuoso.ini"
     ini.write_text(_INI.format(dir=directory, sql_port=sql_port, http_port=http_port))
     base = f"http://127.0.0.1:{http_port}"
